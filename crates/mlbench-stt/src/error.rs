@@ -47,11 +47,17 @@ pub type Result<T, E = SttError> = std::result::Result<T, E>;
 impl SttError {
     /// An [`SttError::Audio`] for `path`.
     pub fn audio(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Self::Audio { path: path.into(), message: message.into() }
+        Self::Audio {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 
     /// An [`SttError::Model`] for `path`.
     pub fn model(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Self::Model { path: path.into(), message: message.into() }
+        Self::Model {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }

@@ -11,7 +11,11 @@
 pub mod audio;
 pub mod ct2;
 pub mod error;
+pub mod load;
 pub mod mel;
 pub mod model;
+pub mod output;
+pub mod tokenizer;
+pub mod transcribe;
 
 pub use error::{Result, SttError};

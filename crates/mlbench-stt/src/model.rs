@@ -45,3 +45,678 @@ fn default_source_positions() -> usize {
 fn default_target_positions() -> usize {
     448
 }
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::quantized::{gguf_file, QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Tensor, D};
+use candle_nn::{LayerNorm, VarBuilder};
+
+use crate::{Result, SttError};
+
+/// Where the weights of a Whisper model come from, with transformers key names.
+pub enum Weights {
+    /// Float tensors (safetensors, or converted CTranslate2) in the compute dtype.
+    Float(VarBuilder<'static>),
+    /// Quantized GGUF tensors; matmul weights stay quantized, the rest is dequantized.
+    Gguf {
+        /// Tensors by name.
+        tensors: HashMap<String, Arc<QTensor>>,
+        /// Device to run on.
+        device: Device,
+    },
+}
+
+impl Weights {
+    /// Float weights from a map of tensors (e.g. a converted CTranslate2 model).
+    pub fn from_tensors(tensors: HashMap<String, Tensor>, dtype: DType, device: &Device) -> Self {
+        Self::Float(VarBuilder::from_tensors(tensors, dtype, device))
+    }
+
+    /// Float weights from safetensors files, memory-mapped.
+    pub fn from_safetensors(
+        files: &[std::path::PathBuf],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        for f in files {
+            check_safetensors_header(f)?;
+        }
+        // SAFETY: the files are mapped read-only and we do not modify them; like every mmap-based
+        // loader (candle, safetensors) we assume no other process truncates them while mapped.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(files, dtype, device) }
+            .map_err(|e| SttError::model(&files[0], format!("cannot read safetensors: {e}")))?;
+        Ok(Self::Float(vb))
+    }
+
+    /// Quantized weights from a candle GGUF Whisper file.
+    pub fn from_gguf(path: &Path, device: &Device) -> Result<Self> {
+        let bad = |e: &dyn std::fmt::Display| {
+            SttError::model(path, format!("not a readable GGUF file: {e}"))
+        };
+        let mut file = std::fs::File::open(path).map_err(|source| SttError::Io {
+            path: path.into(),
+            source,
+        })?;
+        let content = gguf_file::Content::read(&mut file).map_err(|e| bad(&e))?;
+        let mut tensors = HashMap::new();
+        for name in content.tensor_infos.keys() {
+            let t = content
+                .tensor(&mut file, name, device)
+                .map_err(|e| bad(&e))?;
+            tensors.insert(name.clone(), Arc::new(t));
+        }
+        Ok(Self::Gguf {
+            tensors,
+            device: device.clone(),
+        })
+    }
+
+    fn device(&self) -> &Device {
+        match self {
+            Self::Float(vb) => vb.device(),
+            Self::Gguf { device, .. } => device,
+        }
+    }
+
+    /// The compute dtype (GGUF models compute in f32).
+    pub fn dtype(&self) -> DType {
+        match self {
+            Self::Float(vb) => vb.dtype(),
+            Self::Gguf { .. } => DType::F32,
+        }
+    }
+
+    /// Whether a tensor exists.
+    pub fn contains(&self, name: &str) -> bool {
+        match self {
+            Self::Float(vb) => vb.contains_tensor(name),
+            Self::Gguf { tensors, .. } => tensors.contains_key(name),
+        }
+    }
+
+    /// A tensor in the compute dtype, shape-checked.
+    fn tensor(&self, name: &str, shape: &[usize]) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Float(vb) => vb.get(shape, name),
+            Self::Gguf { tensors, device } => {
+                let q = tensors
+                    .get(name)
+                    .ok_or_else(|| candle_core::Error::Msg(format!("cannot find tensor {name}")))?;
+                let t = q.dequantize(device)?;
+                if t.dims() != shape {
+                    candle_core::bail!(
+                        "shape mismatch for {name}: expected {shape:?}, got {:?}",
+                        t.dims()
+                    );
+                }
+                Ok(t)
+            }
+        }
+    }
+
+    fn linear(
+        &self,
+        prefix: &str,
+        in_dim: usize,
+        out_dim: usize,
+        bias: bool,
+    ) -> candle_core::Result<Linear> {
+        let bias = if bias {
+            Some(self.tensor(&format!("{prefix}.bias"), &[out_dim])?)
+        } else {
+            None
+        };
+        let name = format!("{prefix}.weight");
+        let weight = match self {
+            Self::Float(_) => LinearWeight::Float(self.tensor(&name, &[out_dim, in_dim])?),
+            Self::Gguf { tensors, .. } => {
+                let q = tensors
+                    .get(&name)
+                    .ok_or_else(|| candle_core::Error::Msg(format!("cannot find tensor {name}")))?;
+                if q.shape().dims() != [out_dim, in_dim] {
+                    candle_core::bail!(
+                        "shape mismatch for {name}: expected {:?}, got {:?}",
+                        [out_dim, in_dim],
+                        q.shape()
+                    );
+                }
+                LinearWeight::Quantized(QMatMul::from_arc(q.clone())?)
+            }
+        };
+        Ok(Linear { weight, bias })
+    }
+
+    fn layer_norm(&self, prefix: &str, dim: usize) -> candle_core::Result<LayerNorm> {
+        let w = self.tensor(&format!("{prefix}.weight"), &[dim])?;
+        let b = self.tensor(&format!("{prefix}.bias"), &[dim])?;
+        Ok(LayerNorm::new(w, b, 1e-5))
+    }
+}
+
+fn check_safetensors_header(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let mut header = [0u8; 8];
+    let mut file = std::fs::File::open(path).map_err(|source| SttError::Io {
+        path: path.into(),
+        source,
+    })?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if file.read_exact(&mut header).is_err() || u64::from_le_bytes(header).saturating_add(8) > len {
+        return Err(SttError::model(
+            path,
+            "not a safetensors file (bad or truncated header)",
+        ));
+    }
+    Ok(())
+}
+
+enum LinearWeight {
+    Float(Tensor),
+    Quantized(QMatMul),
+}
+
+/// A linear layer whose weight is a float tensor or a quantized one.
+struct Linear {
+    weight: LinearWeight,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// Fuses several float projections of the same input into one matmul.
+    fn fuse(parts: Vec<Linear>) -> candle_core::Result<Linear> {
+        let mut weights = Vec::new();
+        let mut biases = Vec::new();
+        for p in &parts {
+            let LinearWeight::Float(w) = &p.weight else {
+                candle_core::bail!("cannot fuse quantized weights")
+            };
+            biases.push(match &p.bias {
+                Some(b) => b.clone(),
+                None => Tensor::zeros(w.dim(0)?, w.dtype(), w.device())?,
+            });
+            weights.push(w.clone());
+        }
+        Ok(Linear {
+            weight: LinearWeight::Float(Tensor::cat(&weights, 0)?),
+            bias: Some(Tensor::cat(&biases, 0)?),
+        })
+    }
+
+    fn is_float(&self) -> bool {
+        matches!(self.weight, LinearWeight::Float(_))
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = match &self.weight {
+            LinearWeight::Float(w) => {
+                let (rows, in_dim) = (x.elem_count() / x.dim(D::Minus1)?, x.dim(D::Minus1)?);
+                let mut out_shape = x.dims().to_vec();
+                *out_shape.last_mut().unwrap() = w.dim(0)?;
+                x.reshape((rows, in_dim))?
+                    .matmul(&w.t()?)?
+                    .reshape(out_shape)?
+            }
+            LinearWeight::Quantized(q) => q.forward(x)?,
+        };
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+/// Multi-head attention with separate or fused q/k/v projections.
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    /// q, k and v fused into one projection (self-attention, float weights).
+    qkv: Option<Linear>,
+    /// k and v fused (cross-attention, float weights).
+    kv: Option<Linear>,
+    out: Linear,
+    n_head: usize,
+}
+
+impl Attention {
+    fn load(w: &Weights, prefix: &str, d: usize, n_head: usize) -> candle_core::Result<Self> {
+        let q = w.linear(&format!("{prefix}.q_proj"), d, d, true)?;
+        let k = w.linear(&format!("{prefix}.k_proj"), d, d, false)?;
+        let v = w.linear(&format!("{prefix}.v_proj"), d, d, true)?;
+        let out = w.linear(&format!("{prefix}.out_proj"), d, d, true)?;
+        let (qkv, kv) = if q.is_float() {
+            let qkv = Linear::fuse(vec![clone_linear(&q), clone_linear(&k), clone_linear(&v)])?;
+            let kv = Linear::fuse(vec![clone_linear(&k), clone_linear(&v)])?;
+            (Some(qkv), Some(kv))
+        } else {
+            (None, None)
+        };
+        Ok(Self {
+            q,
+            k,
+            v,
+            qkv,
+            kv,
+            out,
+            n_head,
+        })
+    }
+
+    /// q, k, v of `x` (self-attention).
+    fn project_qkv(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+        match &self.qkv {
+            Some(qkv) => {
+                let y = qkv.forward(x)?;
+                let d = y.dim(D::Minus1)? / 3;
+                Ok((
+                    y.narrow(D::Minus1, 0, d)?,
+                    y.narrow(D::Minus1, d, d)?,
+                    y.narrow(D::Minus1, 2 * d, d)?,
+                ))
+            }
+            None => Ok((self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?)),
+        }
+    }
+
+    /// Keys and values of `x`, split into heads: (b, h, t, hd).
+    fn project_kv(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
+        let (k, v) = match &self.kv {
+            Some(kv) => {
+                let y = kv.forward(x)?;
+                let d = y.dim(D::Minus1)? / 2;
+                (y.narrow(D::Minus1, 0, d)?, y.narrow(D::Minus1, d, d)?)
+            }
+            None => (self.k.forward(x)?, self.v.forward(x)?),
+        };
+        Ok((self.heads(&k)?, self.heads(&v)?))
+    }
+
+    fn heads(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, t, d) = x.dims3()?;
+        x.reshape((b, t, self.n_head, d / self.n_head))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    /// Scaled dot-product attention over heads; q, k, v are (b, h, t, hd).
+    fn attend(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
+        let hd = q.dim(D::Minus1)?;
+        let q = (q * (hd as f64).powf(-0.5))?;
+        let mut w = q.matmul(&k.t()?)?;
+        if let Some(mask) = mask {
+            w = w.broadcast_add(mask)?;
+        }
+        let w = candle_nn::ops::softmax_last_dim(&w)?;
+        let y = w.matmul(v)?;
+        let (b, h, t, hd) = y.dims4()?;
+        self.out
+            .forward(&y.transpose(1, 2)?.reshape((b, t, h * hd))?)
+    }
+}
+
+fn clone_linear(l: &Linear) -> Linear {
+    let weight = match &l.weight {
+        LinearWeight::Float(w) => LinearWeight::Float(w.clone()),
+        LinearWeight::Quantized(q) => LinearWeight::Quantized(q.clone()),
+    };
+    Linear {
+        weight,
+        bias: l.bias.clone(),
+    }
+}
+
+struct Mlp {
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Mlp {
+    fn load(w: &Weights, prefix: &str, d: usize, ffn: usize) -> candle_core::Result<Self> {
+        Ok(Self {
+            fc1: w.linear(&format!("{prefix}.fc1"), d, ffn, true)?,
+            fc2: w.linear(&format!("{prefix}.fc2"), ffn, d, true)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.fc2.forward(&self.fc1.forward(x)?.gelu_erf()?)
+    }
+}
+
+struct EncoderLayer {
+    attn_ln: LayerNorm,
+    attn: Attention,
+    mlp_ln: LayerNorm,
+    mlp: Mlp,
+}
+
+struct DecoderLayer {
+    attn_ln: LayerNorm,
+    attn: Attention,
+    cross_ln: LayerNorm,
+    cross: Attention,
+    mlp_ln: LayerNorm,
+    mlp: Mlp,
+}
+
+struct Conv {
+    weight: Tensor,
+    bias: Tensor,
+    stride: usize,
+}
+
+impl Conv {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = x.conv1d(&self.weight, 1, self.stride, 1, 1)?;
+        y.broadcast_add(&self.bias.reshape((1, (), 1))?)
+    }
+}
+
+/// Per-request decoder state: self-attention KV cache and cross-attention keys/values
+/// (computed once per audio window), kept apart from the immutable weights.
+pub struct DecoderState {
+    cross: Vec<(Tensor, Tensor)>,
+    cache: Vec<Option<(Tensor, Tensor)>>,
+    offset: usize,
+}
+
+impl DecoderState {
+    /// Number of tokens already in the self-attention cache.
+    pub fn len(&self) -> usize {
+        self.offset
+    }
+
+    /// Whether no token has been decoded yet.
+    pub fn is_empty(&self) -> bool {
+        self.offset == 0
+    }
+
+    /// Forgets decoded tokens, keeping the cross-attention keys/values.
+    pub fn reset(&mut self) {
+        self.cache.iter_mut().for_each(|c| *c = None);
+        self.offset = 0;
+    }
+
+    /// Keeps batch rows `indices` (in that order) of the self-attention cache (beam search).
+    pub fn reorder(&mut self, indices: &[u32]) -> Result<()> {
+        let Some(Some((k0, _))) = self.cache.first() else {
+            return Ok(());
+        };
+        let idx = Tensor::new(indices, k0.device())?;
+        for (k, v) in self.cache.iter_mut().flatten() {
+            *k = k.index_select(&idx, 0)?;
+            *v = v.index_select(&idx, 0)?;
+        }
+        Ok(())
+    }
+}
+
+/// The Whisper model: immutable weights, shared by every decode.
+pub struct Whisper {
+    /// Hyper-parameters.
+    pub config: Config,
+    conv1: Conv,
+    conv2: Conv,
+    enc_pos: Tensor,
+    enc_layers: Vec<EncoderLayer>,
+    enc_ln: LayerNorm,
+    embed_tokens: Tensor,
+    dec_pos: Tensor,
+    dec_layers: Vec<DecoderLayer>,
+    dec_ln: LayerNorm,
+    device: Device,
+    dtype: DType,
+}
+
+impl Whisper {
+    /// Builds the model from weights with transformers key names
+    /// (`model.encoder.*`, `model.decoder.*`; the `model.` prefix is optional).
+    pub fn load(w: &Weights, config: Config) -> candle_core::Result<Self> {
+        let root = if w.contains("model.encoder.conv1.weight") {
+            "model."
+        } else {
+            ""
+        };
+        let c = &config;
+        let d = c.d_model;
+        let enc = format!("{root}encoder");
+        let dec = format!("{root}decoder");
+        let conv = |name: &str, in_ch: usize, stride: usize| -> candle_core::Result<Conv> {
+            Ok(Conv {
+                weight: w.tensor(&format!("{enc}.{name}.weight"), &[d, in_ch, 3])?,
+                bias: w.tensor(&format!("{enc}.{name}.bias"), &[d])?,
+                stride,
+            })
+        };
+        let conv1 = conv("conv1", c.num_mel_bins, 1)?;
+        let conv2 = conv("conv2", d, 2)?;
+        let enc_pos_name = format!("{enc}.embed_positions.weight");
+        let enc_pos = if w.contains(&enc_pos_name) {
+            w.tensor(&enc_pos_name, &[c.max_source_positions, d])?
+        } else {
+            sinusoids(c.max_source_positions, d, w.device())?.to_dtype(w.dtype())?
+        };
+        let enc_layers = (0..c.encoder_layers)
+            .map(|i| {
+                let p = format!("{enc}.layers.{i}");
+                Ok(EncoderLayer {
+                    attn_ln: w.layer_norm(&format!("{p}.self_attn_layer_norm"), d)?,
+                    attn: Attention::load(
+                        w,
+                        &format!("{p}.self_attn"),
+                        d,
+                        c.encoder_attention_heads,
+                    )?,
+                    mlp_ln: w.layer_norm(&format!("{p}.final_layer_norm"), d)?,
+                    mlp: Mlp::load(w, &p, d, c.encoder_ffn_dim)?,
+                })
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let dec_layers = (0..c.decoder_layers)
+            .map(|i| {
+                let p = format!("{dec}.layers.{i}");
+                Ok(DecoderLayer {
+                    attn_ln: w.layer_norm(&format!("{p}.self_attn_layer_norm"), d)?,
+                    attn: Attention::load(
+                        w,
+                        &format!("{p}.self_attn"),
+                        d,
+                        c.decoder_attention_heads,
+                    )?,
+                    cross_ln: w.layer_norm(&format!("{p}.encoder_attn_layer_norm"), d)?,
+                    cross: Attention::load(
+                        w,
+                        &format!("{p}.encoder_attn"),
+                        d,
+                        c.decoder_attention_heads,
+                    )?,
+                    mlp_ln: w.layer_norm(&format!("{p}.final_layer_norm"), d)?,
+                    mlp: Mlp::load(w, &p, d, c.decoder_ffn_dim)?,
+                })
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Self {
+            conv1,
+            conv2,
+            enc_pos,
+            enc_layers,
+            enc_ln: w.layer_norm(&format!("{enc}.layer_norm"), d)?,
+            embed_tokens: w.tensor(&format!("{dec}.embed_tokens.weight"), &[c.vocab_size, d])?,
+            dec_pos: w.tensor(
+                &format!("{dec}.embed_positions.weight"),
+                &[c.max_target_positions, d],
+            )?,
+            dec_layers,
+            dec_ln: w.layer_norm(&format!("{dec}.layer_norm"), d)?,
+            device: w.device().clone(),
+            dtype: w.dtype(),
+            config,
+        })
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The compute dtype.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Encodes a log-mel spectrogram (b, n_mels, frames) into audio features (b, frames/2, d).
+    pub fn encode(&self, mel: &Tensor) -> candle_core::Result<Tensor> {
+        let x = mel.to_dtype(self.dtype)?;
+        let x = self.conv1.forward(&x)?.gelu_erf()?;
+        let x = self.conv2.forward(&x)?.gelu_erf()?;
+        let x = x.transpose(1, 2)?;
+        let t = x.dim(1)?;
+        let mut x = x.broadcast_add(&self.enc_pos.narrow(0, 0, t)?)?;
+        for layer in &self.enc_layers {
+            let h = layer.attn_ln.forward(&x)?;
+            let (q, k, v) = layer.attn.project_qkv(&h)?;
+            let a = &layer.attn;
+            x = (x + a.attend(&a.heads(&q)?, &a.heads(&k)?, &a.heads(&v)?, None)?)?;
+            x = (&x + layer.mlp.forward(&layer.mlp_ln.forward(&x)?)?)?;
+        }
+        layer_norm(&self.enc_ln, &x)
+    }
+
+    /// A fresh decoder state for `batch` sequences attending to `audio_features` (1 or batch rows).
+    pub fn decoder_state(
+        &self,
+        audio_features: &Tensor,
+        batch: usize,
+    ) -> candle_core::Result<DecoderState> {
+        let cross = self
+            .dec_layers
+            .iter()
+            .map(|l| {
+                let (k, v) = l.cross.project_kv(audio_features)?;
+                if k.dim(0)? == batch {
+                    Ok((k, v))
+                } else {
+                    Ok((repeat_rows(&k, batch)?, repeat_rows(&v, batch)?))
+                }
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(DecoderState {
+            cross,
+            cache: vec![None; self.dec_layers.len()],
+            offset: 0,
+        })
+    }
+
+    /// Runs the decoder on `tokens` (b, n) after what `state` holds, updates the cache and
+    /// returns the logits of the last position (b, vocab) in f32.
+    pub fn decode(&self, tokens: &Tensor, state: &mut DecoderState) -> candle_core::Result<Tensor> {
+        let n = tokens.dim(1)?;
+        self.decode_at(tokens, state, &[n - 1])?.squeeze(1)
+    }
+
+    /// Like [`Whisper::decode`], but returns the logits (b, positions, vocab) at the given
+    /// positions of `tokens` (no-speech detection reads the logits at `<|startoftranscript|>`).
+    pub fn decode_at(
+        &self,
+        tokens: &Tensor,
+        state: &mut DecoderState,
+        positions: &[usize],
+    ) -> candle_core::Result<Tensor> {
+        let (_, n) = tokens.dims2()?;
+        let offset = state.offset;
+        if offset + n > self.config.max_target_positions {
+            candle_core::bail!(
+                "decoder context of {} tokens exceeded",
+                self.config.max_target_positions
+            );
+        }
+        let emb = self
+            .embed_tokens
+            .embedding(&tokens.flatten_all()?)?
+            .reshape((tokens.dim(0)?, n, ()))?;
+        let mut x = emb.broadcast_add(&self.dec_pos.narrow(0, offset, n)?)?;
+        let mask = if n > 1 {
+            Some(causal_mask(n, offset, &self.device)?.to_dtype(self.dtype)?)
+        } else {
+            None
+        };
+        for (i, layer) in self.dec_layers.iter().enumerate() {
+            let h = layer.attn_ln.forward(&x)?;
+            let (q, k, v) = layer.attn.project_qkv(&h)?;
+            let a = &layer.attn;
+            let (k, v) = (a.heads(&k)?, a.heads(&v)?);
+            let (k, v) = match &state.cache[i] {
+                Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
+                None => (k, v),
+            };
+            x = (&x + a.attend(&a.heads(&q)?, &k, &v, mask.as_ref())?)?;
+            state.cache[i] = Some((k, v));
+            let h = layer.cross_ln.forward(&x)?;
+            let (ck, cv) = &state.cross[i];
+            let c = &layer.cross;
+            x = (&x + c.attend(&c.heads(&c.q.forward(&h)?)?, ck, cv, None)?)?;
+            x = (&x + layer.mlp.forward(&layer.mlp_ln.forward(&x)?)?)?;
+        }
+        state.offset += n;
+        let idx: Vec<u32> = positions.iter().map(|&p| p as u32).collect();
+        let picked = x.index_select(&Tensor::new(idx.as_slice(), &self.device)?, 1)?;
+        let picked = layer_norm(&self.dec_ln, &picked)?;
+        let (b, p, d) = picked.dims3()?;
+        let logits = picked
+            .reshape((b * p, d))?
+            .matmul(&self.embed_tokens.t()?)?;
+        logits.reshape((b, p, ()))?.to_dtype(DType::F32)
+    }
+}
+
+fn layer_norm(ln: &LayerNorm, x: &Tensor) -> candle_core::Result<Tensor> {
+    ln.forward(x)
+}
+
+fn repeat_rows(x: &Tensor, n: usize) -> candle_core::Result<Tensor> {
+    let mut dims = x.dims().to_vec();
+    dims[0] = n;
+    x.broadcast_as(dims)?.contiguous()
+}
+
+fn causal_mask(n: usize, offset: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let total = offset + n;
+    let mask: Vec<f32> = (0..n)
+        .flat_map(|i| {
+            (0..total).map(move |j| {
+                if j > offset + i {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+    Tensor::from_vec(mask, (n, total), device)
+}
+
+/// Whisper's sinusoidal encoder position embedding (for checkpoints that do not store it).
+fn sinusoids(length: usize, channels: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let half = channels / 2;
+    let log_inc = 10000f32.ln() / (half - 1) as f32;
+    let mut data = vec![0f32; length * channels];
+    for t in 0..length {
+        for i in 0..half {
+            let v = t as f32 * (-(i as f32) * log_inc).exp();
+            data[t * channels + i] = v.sin();
+            data[t * channels + half + i] = v.cos();
+        }
+    }
+    Tensor::from_vec(data, (length, channels), device)
+}

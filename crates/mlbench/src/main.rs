@@ -1,1 +1,28 @@
-fn main() {}
+//! `mlbench`: the command-line front of the mlbench crates. Parse, dispatch, print errors once,
+//! choose the exit code; all work happens in the library crates.
+
+mod cli;
+mod models;
+mod progress;
+mod stt;
+mod write;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    let result = match args.command {
+        cli::Command::Stt(a) => stt::run(a),
+        cli::Command::Models(a) => models::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let msg = format!("{e:#}");
+            eprintln!("error: {}", msg.trim());
+            ExitCode::FAILURE
+        }
+    }
+}

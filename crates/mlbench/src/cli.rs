@@ -1,0 +1,133 @@
+//! Command-line flags. Defaults of the decoding knobs come from the libraries' `Params`
+//! structs, never re-typed here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use mlbench_stt::transcribe::TranscribeParams;
+
+/// mlbench: run machine-learning models locally, on CPU, CUDA or Metal.
+#[derive(Debug, Parser)]
+#[command(name = "mlbench", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Transcribe or translate speech with Whisper.
+    #[command(after_help = STT_EXAMPLES)]
+    Stt(SttArgs),
+    /// List or prefetch the models of the catalog.
+    #[command(subcommand, after_help = MODELS_EXAMPLES)]
+    Models(ModelsCommand),
+}
+
+const STT_EXAMPLES: &str = "Examples:
+  mlbench stt meeting.wav
+  mlbench stt interview.mp3 --model whisper-small --language de --task translate
+  mlbench stt talk.flac --output-format srt -o talk.srt
+  mlbench stt clip.wav --model ~/models/faster-whisper-tiny.en --beam-size 1 --json
+  mlbench stt clip.wav --model openai/whisper-large-v3-turbo --device cuda --dtype f16";
+
+const MODELS_EXAMPLES: &str = "Examples:
+  mlbench models list
+  mlbench models list --task stt --json
+  mlbench models pull whisper-base.en";
+
+/// Where and how to run a model.
+#[derive(Debug, Clone, Args)]
+pub struct DeviceArgs {
+    /// Device: auto (CUDA, then Metal, then CPU), cpu, cuda, cuda:N or metal.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Compute dtype: f32, f16 or bf16 [default: f32 on CPU, f16 on GPUs].
+    #[arg(long)]
+    pub dtype: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SttArgs {
+    /// Audio files: WAV (any rate, channels, 8/16/24/32-bit or float), FLAC, MP3, Ogg Vorbis.
+    #[arg(required = true)]
+    pub audio: Vec<PathBuf>,
+    /// Model: catalog id, hub repo id (owner/name[@revision]), local directory or .gguf file
+    /// [default: the catalog's default STT model].
+    #[arg(long, short)]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// transcribe, or translate into English.
+    #[arg(long, default_value = "transcribe")]
+    pub task: String,
+    /// Spoken language (code such as en, de, or a name); detected when omitted.
+    #[arg(long)]
+    pub language: Option<String>,
+    /// Beam width at temperature 0 (1 = greedy).
+    #[arg(long, default_value_t = TranscribeParams::default().beam_size)]
+    pub beam_size: usize,
+    /// Candidates sampled at temperatures above 0.
+    #[arg(long, default_value_t = TranscribeParams::default().best_of)]
+    pub best_of: usize,
+    /// Beam search patience.
+    #[arg(long, default_value_t = TranscribeParams::default().patience)]
+    pub patience: f32,
+    /// First sampling temperature.
+    #[arg(long, default_value_t = TranscribeParams::default().temperatures[0])]
+    pub temperature: f32,
+    /// Temperature step of the fallback (0 disables fallback).
+    #[arg(long, default_value_t = 0.2)]
+    pub temperature_increment_on_fallback: f32,
+    /// Fall back when the text's gzip compression ratio is above this.
+    #[arg(long, default_value_t = TranscribeParams::default().compression_ratio_threshold.unwrap())]
+    pub compression_ratio_threshold: f32,
+    /// Fall back when the average log-probability is below this.
+    #[arg(long, default_value_t = TranscribeParams::default().logprob_threshold.unwrap(), allow_hyphen_values = true)]
+    pub logprob_threshold: f32,
+    /// Treat a window as silence above this no-speech probability.
+    #[arg(long, default_value_t = TranscribeParams::default().no_speech_threshold.unwrap())]
+    pub no_speech_threshold: f32,
+    /// Do not feed the previous window's text as a prompt.
+    #[arg(long)]
+    pub no_condition_on_previous_text: bool,
+    /// Text to prime the first window with (names, spelling, punctuation style).
+    #[arg(long)]
+    pub initial_prompt: Option<String>,
+    /// Decode without timestamps (segments are whole 30 s windows).
+    #[arg(long)]
+    pub without_timestamps: bool,
+    /// Seed for sampling at temperatures above 0.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output format: txt, srt, vtt or json.
+    #[arg(long, short = 'f', default_value = "txt")]
+    pub output_format: String,
+    /// Write to FILE instead of stdout (written atomically).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Shorthand for --output-format json.
+    #[arg(long)]
+    pub json: bool,
+    /// Print per-stage timings to stderr.
+    #[arg(long)]
+    pub timings: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Print the catalog: default and alternative models per task.
+    List {
+        /// Only this task (stt, ...).
+        #[arg(long)]
+        task: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a catalog model (or any hub repo's listed files) into the Hugging Face cache.
+    Pull {
+        /// Catalog id.
+        id: String,
+    },
+}

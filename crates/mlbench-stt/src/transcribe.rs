@@ -93,6 +93,10 @@ pub struct TranscribeParams {
     pub sample_len: Option<usize>,
     /// Seed of the sampler used at temperatures above 0.
     pub seed: u64,
+    /// Windows whose RMS level is below this (dBFS) are silence and are not decoded at all;
+    /// on digital silence Whisper tends to hallucinate short phrases ("You") with a log-probability
+    /// that passes `logprob_threshold`.
+    pub silence_threshold_db: Option<f32>,
 }
 
 impl Default for TranscribeParams {
@@ -117,6 +121,7 @@ impl Default for TranscribeParams {
             max_initial_timestamp: Some(1.0),
             sample_len: None,
             seed: 0,
+            silence_threshold_db: Some(-60.0),
         }
     }
 }
@@ -292,6 +297,15 @@ impl Transcriber {
         while seek < content_frames {
             let time_offset = (seek * HOP_LENGTH) as f32 / SAMPLE_RATE;
             let segment_size = N_FRAMES.min(content_frames - seek);
+            if let Some(db) = params.silence_threshold_db {
+                let from = (seek * HOP_LENGTH).min(samples.len());
+                let to = ((seek + segment_size) * HOP_LENGTH).min(samples.len());
+                if rms_dbfs(&samples[from..to]) < db {
+                    seek += segment_size;
+                    progress.update((seek / 100) as u64);
+                    continue;
+                }
+            }
             let window = mel_window(&mel, seek, segment_size)?;
             let features = timings.time("encode", || self.encode(&window))?;
             if language.is_none() {
@@ -825,6 +839,19 @@ fn mel_window(mel: &Tensor, seek: usize, segment_size: usize) -> Result<Tensor> 
     Ok(w.pad_with_zeros(2, 0, N_FRAMES - segment_size)?)
 }
 
+/// RMS level in dB relative to full scale (-inf for empty or all-zero input).
+fn rms_dbfs(samples: &[f32]) -> f32 {
+    if samples.is_empty() {
+        return f32::NEG_INFINITY;
+    }
+    let mean_sq = samples
+        .iter()
+        .map(|&s| f64::from(s) * f64::from(s))
+        .sum::<f64>()
+        / samples.len() as f64;
+    (10.0 * mean_sq.log10()) as f32
+}
+
 fn top_k(logits: &[f32], k: usize) -> Vec<u32> {
     let mut best: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
     for (i, &l) in logits.iter().enumerate() {
@@ -912,6 +939,12 @@ mod tests {
         let repeated = compression_ratio(&"the same words again ".repeat(20));
         assert!(normal < 2.4, "{normal}");
         assert!(repeated > 2.4, "{repeated}");
+    }
+
+    #[test]
+    fn silence_level() {
+        assert_eq!(rms_dbfs(&[0.0; 100]), f32::NEG_INFINITY);
+        assert!((rms_dbfs(&[0.5, -0.5]) - (-6.0206)).abs() < 1e-3);
     }
 
     #[test]

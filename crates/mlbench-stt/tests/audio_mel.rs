@@ -396,32 +396,125 @@ fn stereo_is_averaged() {
     }
 }
 
-#[test]
-fn decodes_64_bit_float_wav_through_the_fallback() {
-    // hound reads no 64-bit float WAV; symphonia does.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("f64.wav");
-    let x = sine(1000.0, 16_000, 1600, 0.5);
-    let data_len = (x.len() * 8) as u32;
-    let mut bytes = Vec::new();
-    bytes.extend_from_slice(b"RIFF");
-    bytes.extend_from_slice(&(36 + data_len).to_le_bytes());
-    bytes.extend_from_slice(b"WAVEfmt ");
-    bytes.extend_from_slice(&16u32.to_le_bytes());
-    bytes.extend_from_slice(&3u16.to_le_bytes()); // IEEE float
-    bytes.extend_from_slice(&1u16.to_le_bytes()); // channels
-    bytes.extend_from_slice(&16_000u32.to_le_bytes());
-    bytes.extend_from_slice(&(16_000u32 * 8).to_le_bytes());
-    bytes.extend_from_slice(&8u16.to_le_bytes());
-    bytes.extend_from_slice(&64u16.to_le_bytes());
-    bytes.extend_from_slice(b"data");
-    bytes.extend_from_slice(&data_len.to_le_bytes());
-    for v in &x {
-        bytes.extend_from_slice(&f64::from(*v).to_le_bytes());
+/// A hand-made WAV file: `fmt ` chunk body, extra chunks before `data`, and the data bytes.
+fn wav_bytes(fmt: &[u8], before_data: &[(&[u8; 4], &[u8])], data: &[u8]) -> Vec<u8> {
+    let mut body = b"WAVE".to_vec();
+    let mut chunk = |id: &[u8; 4], content: &[u8]| {
+        body.extend_from_slice(id);
+        body.extend_from_slice(&(content.len() as u32).to_le_bytes());
+        body.extend_from_slice(content);
+        if content.len() % 2 == 1 {
+            body.push(0); // RIFF pad byte
+        }
+    };
+    chunk(b"fmt ", fmt);
+    for (id, content) in before_data {
+        chunk(id, content);
     }
-    std::fs::write(&path, bytes).unwrap();
+    chunk(b"data", data);
+    let mut bytes = b"RIFF".to_vec();
+    bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&body);
+    bytes
+}
+
+/// A `fmt ` chunk body (WAVEFORMAT, plus `cb_size` when given).
+fn fmt_chunk(tag: u16, channels: u16, rate: u32, bits: u16, cb_size: Option<u16>) -> Vec<u8> {
+    let block_align = channels * bits.div_ceil(8);
+    let mut fmt = Vec::new();
+    fmt.extend_from_slice(&tag.to_le_bytes());
+    fmt.extend_from_slice(&channels.to_le_bytes());
+    fmt.extend_from_slice(&rate.to_le_bytes());
+    fmt.extend_from_slice(&(rate * u32::from(block_align)).to_le_bytes());
+    fmt.extend_from_slice(&block_align.to_le_bytes());
+    fmt.extend_from_slice(&bits.to_le_bytes());
+    if let Some(cb) = cb_size {
+        fmt.extend_from_slice(&cb.to_le_bytes());
+    }
+    fmt
+}
+
+/// G.711 µ-law encoding of a 16-bit sample.
+fn mulaw(x: i16) -> u8 {
+    let sign = if x < 0 { 0x80 } else { 0 };
+    let s = (i32::from(x).abs().min(32_635) + 0x84) as u32;
+    let exp = (31 - s.leading_zeros()).saturating_sub(7).min(7);
+    let mantissa = (s >> (exp + 3)) & 0x0f;
+    !(sign | (exp << 4) as u8 | mantissa as u8)
+}
+
+#[test]
+fn decodes_wav_variants_hound_rejects_through_the_fallback() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = sine(1000.0, 16_000, 1600, 0.5);
+
+    // 64-bit float: hound reads no such file, symphonia does.
+    let data: Vec<u8> = x.iter().flat_map(|v| f64::from(*v).to_le_bytes()).collect();
+    let path = dir.path().join("f64.wav");
+    std::fs::write(
+        &path,
+        wav_bytes(&fmt_chunk(3, 1, 16_000, 64, None), &[], &data),
+    )
+    .unwrap();
     let out = load_audio(&path).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(max_abs_diff(&out, &x), 0.0);
+
+    // 24-bit PCM with an 18-byte WAVEFORMATEX, which hound refuses.
+    let data: Vec<u8> = x
+        .iter()
+        .flat_map(|v| {
+            let i = (f64::from(*v) * 8_388_607.0).round() as i32;
+            i.to_le_bytes()[..3].to_vec()
+        })
+        .collect();
+    let path = dir.path().join("pcm24_ex.wav");
+    std::fs::write(
+        &path,
+        wav_bytes(&fmt_chunk(1, 1, 16_000, 24, Some(0)), &[], &data),
+    )
+    .unwrap();
+    let out = load_audio(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(max_abs_diff(&out, &x) < 1e-6);
+
+    // µ-law.
+    let data: Vec<u8> = x.iter().map(|v| mulaw((v * 32767.0) as i16)).collect();
+    let path = dir.path().join("mulaw.wav");
+    std::fs::write(
+        &path,
+        wav_bytes(&fmt_chunk(7, 1, 16_000, 8, Some(0)), &[], &data),
+    )
+    .unwrap();
+    let out = load_audio(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.len(), x.len());
+    let err = max_abs_diff(&out, &x);
+    assert!(err < 0.05, "µ-law: max error {err}");
+}
+
+#[test]
+fn decodes_wav_with_extra_chunks() {
+    // A fact chunk, a LIST chunk and an odd-length unknown chunk (with its pad byte, which
+    // hound does not skip: symphonia reads that file) before the data.
+    let dir = tempfile::tempdir().unwrap();
+    let x = sine(440.0, 16_000, 1600, 0.5);
+    let data: Vec<u8> = x
+        .iter()
+        .flat_map(|v| ((f64::from(*v) * 32767.0).round() as i16).to_le_bytes())
+        .collect();
+    let path = dir.path().join("chunks.wav");
+    let fact = 1600u32.to_le_bytes();
+    let fmt = fmt_chunk(1, 1, 16_000, 16, None);
+    let list: (&[u8; 4], &[u8]) = (b"LIST", b"INFOISFT\x04\0\0\0abc\0");
+    for (i, chunks) in [
+        vec![(b"fact", &fact[..]), list],
+        vec![list, (b"junk", b"odd")],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        std::fs::write(&path, wav_bytes(&fmt, &chunks, &data)).unwrap();
+        let out = load_audio(&path).unwrap_or_else(|e| panic!("case {i}: {e}"));
+        assert!(max_abs_diff(&out, &x) < 1e-4, "case {i}");
+    }
 }
 
 #[test]
@@ -581,7 +674,7 @@ fn bad_inputs_are_clear_errors() {
     assert!(msg.contains("truncated or corrupt WAV data"), "{msg}");
     std::fs::write(p("truncated_header.wav"), &bytes[..30]).unwrap();
     let msg = audio_error(&p("truncated_header.wav"));
-    assert!(msg.contains("WAV"), "{msg}");
+    assert!(msg.contains("truncated or corrupt WAV data"), "{msg}");
 
     // A well-formed WAV without a sample.
     write_wav(&p("zero.wav"), spec(2, 44_100, 16, false), &[]);

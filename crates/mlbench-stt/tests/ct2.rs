@@ -1014,7 +1014,3 @@ fn synthetic_broken_variables_are_errors() {
         "AWQ",
     );
 }
-#[test]
-fn zz_size() {
-    eprintln!("SIZE {}", SyntheticModel::new().to_bytes().len());
-}

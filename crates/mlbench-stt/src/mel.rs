@@ -128,51 +128,58 @@ impl LogMel {
         if n_frames == 0 {
             return (Vec::new(), 0);
         }
-        let padded = reflect_padded(samples, total, n_frames);
         let n_mels = self.n_mels;
+        let signal = Signal { samples, total };
 
-        // log10 mel energies, frame-major [n_frames][n_mels].
-        let mut frame_major = vec![0.0f32; n_frames * n_mels];
-        frame_major
-            .par_chunks_mut(FRAMES_PER_TASK * n_mels)
+        // log10 mel energies, written straight into the row-major output: task `t` owns frames
+        // `t * FRAMES_PER_TASK..` of every mel row.
+        let mut data = vec![0.0f32; n_mels * n_frames];
+        let n_tasks = n_frames.div_ceil(FRAMES_PER_TASK);
+        let mut tiles: Vec<Vec<&mut [f32]>> =
+            (0..n_tasks).map(|_| Vec::with_capacity(n_mels)).collect();
+        for row in data.chunks_mut(n_frames) {
+            for (tile, piece) in tiles.iter_mut().zip(row.chunks_mut(FRAMES_PER_TASK)) {
+                tile.push(piece);
+            }
+        }
+        tiles
+            .into_par_iter()
             .enumerate()
-            .for_each(|(task, out)| self.log_mel_frames(&padded, task * FRAMES_PER_TASK, out));
+            .for_each(|(task, mut tile)| {
+                self.log_mel_frames(&signal, task * FRAMES_PER_TASK, &mut tile)
+            });
 
-        let max = frame_major
+        let max = data
             .par_iter()
             .copied()
             .reduce(|| f32::NEG_INFINITY, f32::max);
         let floor = max - 8.0;
-        let mut data = vec![0.0f32; n_mels * n_frames];
-        data.par_chunks_mut(n_frames)
-            .enumerate()
-            .for_each(|(m, row)| {
-                for (v, frame) in row.iter_mut().zip(frame_major.chunks_exact(n_mels)) {
-                    *v = (frame[m].max(floor) + 4.0) / 4.0;
-                }
-            });
+        data.par_iter_mut()
+            .for_each(|v| *v = (v.max(floor) + 4.0) / 4.0);
         (data, n_frames)
     }
 
-    /// Fills `out` (frame-major, `out.len() / n_mels` frames from `first`) with
-    /// `log10(max(mel, 1e-10))`.
-    fn log_mel_frames(&self, padded: &[f32], first: usize, out: &mut [f32]) {
-        let n_mels = self.n_mels;
+    /// Fills column `i` of every row of `tile` with `log10(max(mel, 1e-10))` of frame
+    /// `first + i`.
+    fn log_mel_frames(&self, signal: &Signal<'_>, first: usize, tile: &mut [&mut [f32]]) {
+        let n = tile.first().map_or(0, |row| row.len());
         let silent = (1e-10f32).log10();
         let mut buf = vec![Complex::<F>::new(0.0, 0.0); N_FFT];
         let mut scratch = vec![Complex::<F>::new(0.0, 0.0); self.fft.get_inplace_scratch_len()];
         let mut power = [[0.0 as F; N_BINS]; 2];
-        for (p, out_pair) in out.chunks_mut(2 * n_mels).enumerate() {
-            let frame_a = first + 2 * p;
-            let two = out_pair.len() == 2 * n_mels;
-            let xa = &padded[frame_a * HOP_LENGTH..frame_a * HOP_LENGTH + N_FFT];
+        let (mut tmp_a, mut tmp_b) = ([0.0f32; N_FFT], [0.0f32; N_FFT]);
+        for i in (0..n).step_by(2) {
+            let two = i + 1 < n;
+            let xa = signal.frame(first + i, &mut tmp_a);
             let xb = if two {
-                &padded[(frame_a + 1) * HOP_LENGTH..(frame_a + 1) * HOP_LENGTH + N_FFT]
+                signal.frame(first + i + 1, &mut tmp_b)
             } else {
-                &padded[..0]
+                &[]
             };
             if xa.iter().chain(xb).all(|&x| x == 0.0) {
-                out_pair.fill(silent);
+                for row in tile.iter_mut() {
+                    row[i..(i + 2).min(n)].fill(silent);
+                }
                 continue;
             }
             for (n, c) in buf.iter_mut().enumerate() {
@@ -190,49 +197,54 @@ impl LogMel {
                 power[0][k] = 0.25 * (sr * sr + di * di);
                 power[1][k] = 0.25 * (dr * dr + si * si);
             }
-            for (spec, out_frame) in power.iter().zip(out_pair.chunks_mut(n_mels)) {
-                for (m, o) in out_frame.iter_mut().enumerate() {
-                    let w = &self.weights[self.offsets[m]..self.offsets[m + 1]];
-                    let s = self.starts[m];
+            for (m, row) in tile.iter_mut().enumerate() {
+                let w = &self.weights[self.offsets[m]..self.offsets[m + 1]];
+                let s = self.starts[m];
+                for (j, spec) in power.iter().enumerate().take(if two { 2 } else { 1 }) {
                     let e: F = w
                         .iter()
                         .zip(&spec[s..s + w.len()])
                         .map(|(w, p)| w * p)
                         .sum();
-                    *o = (e as f32).max(1e-10).log10();
+                    row[i + j] = (e as f32).max(1e-10).log10();
                 }
             }
         }
     }
 }
 
-/// The signal with `total - samples.len()` zeros appended, reflect-padded by `N_FFT / 2` on both
-/// sides, cut to the `(n_frames - 1) * HOP_LENGTH + N_FFT` samples the kept frames read.
-fn reflect_padded(samples: &[f32], total: usize, n_frames: usize) -> Vec<f32> {
-    let pad = N_FFT / 2;
-    let len = (n_frames - 1) * HOP_LENGTH + N_FFT;
-    let at = |j: usize| samples.get(j).copied().unwrap_or(0.0);
-    // Index of the padded signal's sample `i - pad` after mirroring into 0..total (period
-    // 2·(total - 1), as numpy's repeated reflection).
-    let mirror = |i: usize| -> usize {
-        let period = 2 * (total - 1);
-        let j = (i as i64 - pad as i64).rem_euclid(period as i64) as usize;
-        if j < total {
-            j
-        } else {
-            period - j
+/// The input of [`LogMel::compute`]: `samples` followed by zeros up to `total` samples.
+struct Signal<'a> {
+    samples: &'a [f32],
+    total: usize,
+}
+
+impl Signal<'_> {
+    /// The `N_FFT` samples of STFT frame `f` of the signal reflect-padded by `N_FFT / 2` on both
+    /// sides (torch's `center=True, pad_mode="reflect"`): a slice of the input when the frame
+    /// lies inside it, else assembled in `tmp`.
+    fn frame<'s>(&'s self, f: usize, tmp: &'s mut [f32; N_FFT]) -> &'s [f32] {
+        let pad = N_FFT / 2;
+        let start = f * HOP_LENGTH;
+        if start >= pad && start - pad + N_FFT <= self.samples.len() {
+            return &self.samples[start - pad..start - pad + N_FFT];
         }
-    };
-    let mut padded = vec![0.0f32; len];
-    let inner = pad..(pad + total).min(len);
-    for (i, v) in padded.iter_mut().enumerate() {
-        if !inner.contains(&i) {
-            *v = at(mirror(i));
+        // Mirror into 0..total with period 2·(total - 1), as numpy's repeated reflection (torch
+        // reflects once, which is the same whenever torch accepts the input).
+        let total = self.total as i64;
+        let period = (2 * (total - 1)).max(1);
+        for (n, v) in tmp.iter_mut().enumerate() {
+            let mut j = (start + n) as i64 - pad as i64;
+            if j < 0 || j >= total {
+                j = j.rem_euclid(period);
+                if j >= total {
+                    j = period - j;
+                }
+            }
+            *v = self.samples.get(j as usize).copied().unwrap_or(0.0);
         }
+        tmp
     }
-    let copy = samples.len().min(inner.len());
-    padded[pad..pad + copy].copy_from_slice(&samples[..copy]);
-    padded
 }
 
 /// Slaney-style Hz → mel, as librosa's `hz_to_mel(htk=False)`.

@@ -11,6 +11,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// Model inference allocates and frees tensors of many megabytes per layer; glibc's malloc
+// returns those to the kernel each time (mmap/munmap), so every layer pays page faults.
+// mimalloc keeps freed pages for reuse.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let result = match args.command {

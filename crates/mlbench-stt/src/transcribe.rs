@@ -471,7 +471,7 @@ impl Transcriber {
             (out, advance.max(1))
         } else {
             let mut duration = segment_duration;
-            if let Some(&last) = tokens.iter().filter(|&&t| t >= tb).last() {
+            if let Some(&last) = tokens.iter().rev().find(|&&t| t >= tb) {
                 if last != tb {
                     duration = ts_time(last);
                 }
@@ -747,7 +747,7 @@ impl LogitFilter<'_> {
                 logits[..eot].fill(ninf);
             }
         }
-        if let Some(&last_ts) = sampled.iter().filter(|&&t| t >= tk.timestamp_begin).last() {
+        if let Some(&last_ts) = sampled.iter().rev().find(|&&t| t >= tk.timestamp_begin) {
             let upto = if last_was_ts && !penultimate_was_ts {
                 last_ts
             } else {

@@ -18,7 +18,7 @@ pub struct Cli {
 pub enum Command {
     /// Transcribe or translate speech with Whisper.
     #[command(after_help = STT_EXAMPLES)]
-    Stt(SttArgs),
+    Stt(Box<SttArgs>),
     /// List or prefetch the models of the catalog.
     #[command(subcommand, after_help = MODELS_EXAMPLES)]
     Models(ModelsCommand),

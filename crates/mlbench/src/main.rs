@@ -20,7 +20,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let result = match args.command {
-        cli::Command::Stt(a) => stt::run(a),
+        cli::Command::Stt(a) => stt::run(*a),
         cli::Command::Models(a) => models::run(a),
     };
     match result {

@@ -353,3 +353,29 @@ fn offline_hub_miss_is_one_line_with_advice() {
 
 #[allow(dead_code)]
 fn unused(_: PathBuf) {}
+
+#[test]
+fn base_detects_german_and_translates_it_to_english() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("de.wav");
+    let status = Command::new("espeak-ng")
+        .args(["-v", "de", "-w", wav.to_str().unwrap()])
+        .arg("Guten Morgen. Ich heiße Anna und ich wohne in Berlin. Heute ist das Wetter sehr schön.")
+        .status()
+        .expect("espeak-ng installed (Debian package espeak-ng)");
+    assert!(status.success());
+    let m = model("whisper-base-ct2");
+    let r = &transcribe_json(&m, &[wav.as_path()], &[])[0];
+    assert_eq!(r["language"], "de", "{r}");
+    let german = r["text"].as_str().unwrap().to_lowercase();
+    assert!(german.contains("guten morgen"), "{german}");
+    let t = &transcribe_json(&m, &[wav.as_path()], &["--task", "translate"])[0];
+    let english = t["text"].as_str().unwrap().to_lowercase();
+    assert!(
+        english.contains("good morning") && english.contains("berlin"),
+        "{english}"
+    );
+    let forced = &transcribe_json(&m, &[wav.as_path()], &["--language", "german"])[0];
+    assert_eq!(forced["language"], "de");
+    assert!(forced["language_probability"].is_null());
+}

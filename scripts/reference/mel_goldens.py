@@ -6,8 +6,9 @@ Everything lands in crates/mlbench-stt/tests/data/ (about 450 KB in all):
 - ``chirp_16k.wav``: the test signal, 1.3 s of 16 kHz mono 16-bit PCM: a linear chirp
   100 Hz -> 7 kHz, a 440 Hz tone and Gaussian noise (fixed seed), so every mel band has energy
   within the 80 dB that Whisper's log-mel keeps.
-- ``chirp_16k.flac``, ``chirp_16k.ogg`` (Vorbis), ``chirp_16k.mp3``: the same signal in the
-  compressed formats the decoder must read (FLAC is lossless, so it must decode bit-exactly).
+- ``chirp_16k.flac``, ``chirp_16k.ogg`` (Vorbis), ``chirp_16k.mp3``, ``chirp_16k.m4a`` (AAC-LC,
+  written only when PyAV is installed): the same signal in the compressed formats the decoder
+  must read (FLAC is lossless, so it must decode bit-exactly).
 - ``mel_filters_80.f32``, ``mel_filters_128.f32``: ``librosa.filters.mel(sr=16000, n_fft=400,
   n_mels=N)``, row-major [N][201]. When openai-whisper is installed, they are also checked
   against its shipped ``assets/mel_filters.npz``.
@@ -24,11 +25,12 @@ Everything lands in crates/mlbench-stt/tests/data/ (about 450 KB in all):
 Raw ``.f32`` files are little-endian float32 without a header; the Rust test knows the shapes.
 
 Usage (numpy, torch, librosa and soundfile come from PyPI; openai-whisper is optional and only
-used for its filter file)::
+used for its filter file; PyAV is optional and only used to encode AAC)::
 
     python3 -m venv /tmp/melvenv
     /tmp/melvenv/bin/pip install torch numpy librosa soundfile
     /tmp/melvenv/bin/pip install --no-deps openai-whisper   # optional
+    /tmp/melvenv/bin/pip install av                         # optional, for the M4A file
     /tmp/melvenv/bin/python scripts/reference/mel_goldens.py
 """
 
@@ -81,6 +83,24 @@ def signal():
     return np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
 
 
+def write_m4a(path, pcm):
+    """AAC-LC in an MP4 (M4A) container, through PyAV's bundled ffmpeg, when PyAV is installed."""
+    try:
+        import av
+    except ImportError:
+        print("PyAV not installed: chirp_16k.m4a not written")
+        return
+    with av.open(path, mode="w", format="ipod") as container:
+        stream = container.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
+        stream.bit_rate = 48000
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
 def save(name, array):
     array = np.ascontiguousarray(array, dtype="<f4")
     array.tofile(os.path.join(OUT, name))
@@ -96,7 +116,8 @@ def main():
     if "MP3" in sf.available_formats():
         sf.write(os.path.join(OUT, "chirp_16k.mp3"), pcm, SAMPLE_RATE, format="MP3",
                  subtype="MPEG_LAYER_III")
-    for ext in ("wav", "flac", "ogg", "mp3"):
+    write_m4a(os.path.join(OUT, "chirp_16k.m4a"), pcm)
+    for ext in ("wav", "flac", "ogg", "mp3", "m4a"):
         path = os.path.join(OUT, f"chirp_16k.{ext}")
         if os.path.exists(path):
             print(f"chirp_16k.{ext}: {os.path.getsize(path)} bytes")

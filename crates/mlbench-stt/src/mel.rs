@@ -116,8 +116,9 @@ impl LogMel {
         self.n_mels
     }
 
-    /// Returns (data row-major [n_mels][n_frames], n_frames); `padding` zero samples are appended
-    /// first (openai's transcribe() uses padding=N_SAMPLES); n_frames = (len+padding)/HOP_LENGTH.
+    /// Returns (data row-major `[n_mels][n_frames]`, n_frames); `padding` zero samples are
+    /// appended first (openai's transcribe() uses padding=N_SAMPLES);
+    /// n_frames = (len+padding)/HOP_LENGTH.
     ///
     /// With fewer than [`HOP_LENGTH`] samples in all, there is no frame: `(vec![], 0)`. torch's
     /// reflect padding needs more than 200 samples; shorter signals are mirrored repeatedly

@@ -489,6 +489,7 @@ pub struct Whisper {
     enc_layers: Vec<EncoderLayer>,
     enc_ln: LayerNorm,
     embed_tokens: Tensor,
+    vocab: VocabProjection,
     dec_pos: Tensor,
     dec_layers: Vec<DecoderLayer>,
     dec_ln: LayerNorm,
@@ -540,6 +541,7 @@ impl Whisper {
                 })
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
+        let embed_tokens = w.tensor(&format!("{dec}.embed_tokens.weight"), &[c.vocab_size, d])?;
         let dec_layers = (0..c.decoder_layers)
             .map(|i| {
                 let p = format!("{dec}.layers.{i}");
@@ -569,7 +571,8 @@ impl Whisper {
             enc_pos,
             enc_layers,
             enc_ln: w.layer_norm(&format!("{enc}.layer_norm"), d)?,
-            embed_tokens: w.tensor(&format!("{dec}.embed_tokens.weight"), &[c.vocab_size, d])?,
+            embed_tokens: embed_tokens.clone(),
+            vocab: VocabProjection::new(embed_tokens)?,
             dec_pos: w.tensor(
                 &format!("{dec}.embed_positions.weight"),
                 &[c.max_target_positions, d],
@@ -690,53 +693,100 @@ impl Whisper {
         let picked = x.index_select(&Tensor::new(idx.as_slice(), &self.device)?, 1)?;
         let picked = layer_norm(&self.dec_ln, &picked)?;
         let (b, p, d) = picked.dims3()?;
-        let logits = project_to_vocab(&picked.reshape((b * p, d))?, &self.embed_tokens)?;
+        let logits = self.vocab.forward(&picked.reshape((b * p, d))?)?;
         logits.reshape((b, p, ()))?.to_dtype(DType::F32)
     }
 }
 
-/// Logits = x · embeddingsᵀ for a few rows x (n, d) against the (vocab, d) token embeddings.
+/// The output projection, tied to the token embeddings: logits = x · embeddingsᵀ.
 ///
-/// With a handful of rows this is bound by reading the embedding matrix (80 MB in f32 for
-/// Whisper's 51 864 tokens × 384). Candle's gemm packs that matrix on every call, tripling the
-/// memory traffic; on the CPU in f32 we stream it once instead, one dot product per row pair,
-/// split across threads by vocabulary rows.
-fn project_to_vocab(x: &Tensor, embeddings: &Tensor) -> candle_core::Result<Tensor> {
-    let fast = x.device().is_cpu() && x.dtype() == DType::F32 && embeddings.dtype() == DType::F32;
-    if !fast {
-        return x.matmul(&embeddings.t()?);
+/// With a handful of rows (one per beam) this is bound by reading the embedding matrix: 80 MB
+/// in f32 for Whisper's 51 864 tokens × 384. Candle's gemm packs that matrix on every call,
+/// tripling the memory traffic; on the CPU we stream it once instead, split across threads by
+/// vocabulary rows. Whisper's weights were trained and released in f16, so the embeddings
+/// usually survive a round trip through f16 exactly: then we stream an f16 copy (half the
+/// bytes, identical results), else the f32 rows.
+struct VocabProjection {
+    embeddings: Tensor,
+    half_rows: Option<Vec<half::f16>>,
+}
+
+impl VocabProjection {
+    fn new(embeddings: Tensor) -> candle_core::Result<Self> {
+        let mut half_rows = None;
+        if embeddings.device().is_cpu() && embeddings.dtype() == DType::F32 {
+            let rows: Vec<f32> = embeddings.flatten_all()?.to_vec1()?;
+            let half: Vec<half::f16> = rows.iter().map(|&v| half::f16::from_f32(v)).collect();
+            if half.iter().zip(&rows).all(|(h, &v)| h.to_f32() == v) {
+                half_rows = Some(half);
+            }
+        }
+        Ok(Self {
+            embeddings,
+            half_rows,
+        })
     }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let fast =
+            x.device().is_cpu() && x.dtype() == DType::F32 && self.embeddings.dtype() == DType::F32;
+        if !fast {
+            return x.matmul(&self.embeddings.t()?);
+        }
+        let (n, d) = x.dims2()?;
+        let vocab = self.embeddings.dim(0)?;
+        let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
+        let out_t = match &self.half_rows {
+            Some(half) => stream_rows(vocab, d, &xs, |r, buf| {
+                half::slice::HalfFloatSliceExt::convert_to_f32_slice(&half[r * d..(r + 1) * d], buf)
+            }),
+            None => {
+                let emb = self.embeddings.contiguous()?;
+                let (storage, layout) = emb.storage_and_layout();
+                let candle_core::Storage::Cpu(cpu) = &*storage else {
+                    unreachable!("checked is_cpu")
+                };
+                let all = &cpu.as_slice::<f32>()?[layout.start_offset()..];
+                stream_rows(vocab, d, &xs, |r, buf| {
+                    buf.copy_from_slice(&all[r * d..(r + 1) * d])
+                })
+            }
+        };
+        let mut out = vec![0f32; n * vocab];
+        for (r, o) in out_t.chunks_exact(n).enumerate() {
+            for (j, &v) in o.iter().enumerate() {
+                out[j * vocab + r] = v;
+            }
+        }
+        Tensor::from_vec(out, (n, vocab), x.device())
+    }
+}
+
+/// Dot products of every vocabulary row (fetched into a buffer by `row`) with each of the rows
+/// of `xs` (n × d); returns them vocabulary-major (vocab × n).
+fn stream_rows(
+    vocab: usize,
+    d: usize,
+    xs: &[f32],
+    row: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
     use rayon::prelude::*;
-    let (n, d) = x.dims2()?;
-    let vocab = embeddings.dim(0)?;
-    let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
-    let emb = embeddings.contiguous()?;
-    let (storage, layout) = emb.storage_and_layout();
-    let candle_core::Storage::Cpu(cpu) = &*storage else {
-        unreachable!("checked is_cpu")
-    };
-    let all = cpu.as_slice::<f32>()?;
-    let emb = &all[layout.start_offset()..layout.start_offset() + vocab * d];
     const ROWS: usize = 512;
+    let n = xs.len() / d;
     let mut out_t = vec![0f32; vocab * n];
     out_t
         .par_chunks_mut(ROWS * n)
         .enumerate()
         .for_each(|(chunk, out)| {
+            let mut buf = vec![0f32; d];
             for (i, o) in out.chunks_exact_mut(n).enumerate() {
-                let row = &emb[(chunk * ROWS + i) * d..][..d];
+                row(chunk * ROWS + i, &mut buf);
                 for (j, oj) in o.iter_mut().enumerate() {
-                    *oj = dot(row, &xs[j * d..(j + 1) * d]);
+                    *oj = dot(&buf, &xs[j * d..(j + 1) * d]);
                 }
             }
         });
-    let mut out = vec![0f32; n * vocab];
-    for (r, o) in out_t.chunks_exact(n).enumerate() {
-        for (j, &v) in o.iter().enumerate() {
-            out[j * vocab + r] = v;
-        }
-    }
-    Tensor::from_vec(out, (n, vocab), x.device())
+    out_t
 }
 
 /// A dot product written so that LLVM keeps 8 independent lanes (AVX2 FMA when available).
@@ -848,18 +898,19 @@ mod tests {
     fn streamed_vocab_projection_matches_matmul() {
         let x = Tensor::randn(0f32, 1.0, (5, 40), &Device::Cpu).unwrap();
         let e = Tensor::randn(0f32, 1.0, (1031, 40), &Device::Cpu).unwrap();
-        let a = project_to_vocab(&x, &e).unwrap();
-        let b = x.matmul(&e.t().unwrap()).unwrap();
-        let max: f32 = (a - b)
+        let exact_in_f16 = e
+            .to_dtype(DType::F16)
             .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
+            .to_dtype(DType::F32)
             .unwrap();
-        assert!(max < 1e-4, "{max}");
+        for (emb, half) in [(e, false), (exact_in_f16, true)] {
+            let p = VocabProjection::new(emb.clone()).unwrap();
+            assert_eq!(p.half_rows.is_some(), half);
+            let a = p.forward(&x).unwrap();
+            let b = x.matmul(&emb.t().unwrap()).unwrap();
+            let diff = (a - b).unwrap().abs().unwrap().flatten_all().unwrap();
+            let max: f32 = diff.max(0).unwrap().to_scalar().unwrap();
+            assert!(max < 1e-4, "{max}");
+        }
     }
 }

@@ -329,6 +329,7 @@ impl Transcriber {
             }
             let (new_segments, advance) =
                 self.split_segments(&result, time_offset, segment_size, segment_duration);
+            let window_seek = seek;
             seek += advance;
             for (start, end, tokens) in new_segments {
                 let text = self.tokenizer.decode(&tokens);
@@ -338,12 +339,13 @@ impl Transcriber {
                     (tokens, text)
                 };
                 all_tokens.extend(&tokens);
-                if text.is_empty() {
+                // Text timed past the end of the audio is the model continuing into padding.
+                if text.is_empty() || start >= duration {
                     continue;
                 }
                 segments.push(Segment {
                     id: segments.len(),
-                    seek: seek.saturating_sub(advance),
+                    seek: window_seek,
                     start,
                     end: end.min(duration).max(start),
                     text,

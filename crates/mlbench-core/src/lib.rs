@@ -7,6 +7,7 @@
 //! - [`catalog`]: the model catalog in `models/catalog.json` (defaults and alternatives per task).
 //! - [`progress`]: the callback type through which libraries report progress; the CLI draws bars.
 //! - [`timing`]: per-stage timings that pipelines fill and the bench harness reads.
+//! - [`kernels`]: fused CPU kernels (attention, softmax) with Candle fallbacks.
 //!
 //! Library crates never print: they return [`Error`]s and report through [`progress::Progress`].
 //!
@@ -22,6 +23,7 @@
 pub mod catalog;
 pub mod device;
 pub mod error;
+pub mod kernels;
 pub mod progress;
 pub mod source;
 pub mod timing;

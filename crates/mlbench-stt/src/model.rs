@@ -53,6 +53,7 @@ use std::sync::Arc;
 use candle_core::quantized::{gguf_file, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{LayerNorm, VarBuilder};
+use mlbench_core::kernels::attention::attention_merged;
 
 use crate::{Result, SttError};
 
@@ -336,49 +337,37 @@ impl Attention {
         Ok((self.heads(&k)?, self.heads(&v)?))
     }
 
+    /// (b, t, d) → contiguous (b, h, t, hd), for tensors that are kept (caches).
     fn heads(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (b, t, d) = x.dims3()?;
-        x.reshape((b, t, self.n_head, d / self.n_head))?
-            .transpose(1, 2)?
-            .contiguous()
+        self.split_heads(x)?.contiguous()
     }
 
-    /// Scaled dot-product attention over heads; q, k, v are (b, h, t, hd).
+    /// (b, t, d) → a (b, h, t, hd) view without copying; the attention kernel reads it in place.
+    fn split_heads(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, t, d) = x.dims3()?;
+        x.reshape((b, t, self.n_head, d / self.n_head))?
+            .transpose(1, 2)
+    }
+
+    /// Scaled dot-product attention over heads, then the output projection; q, k, v are
+    /// (b, h, t, hd). `causal_offset: Some(off)`: query row i sees keys j <= off + i.
     fn attend(
         &self,
         q: &Tensor,
         k: &Tensor,
         v: &Tensor,
-        mask: Option<&Tensor>,
+        causal_offset: Option<usize>,
     ) -> candle_core::Result<Tensor> {
         let (b, h, n, hd) = q.dims4()?;
-        if b > 1 && k.dim(0)? == 1 {
-            // Beams share one audio: fold the beams into the query rows of a single batch.
-            let q = q.permute((1, 0, 2, 3))?.reshape((1, h, b * n, hd))?;
-            let y = self.scores_times_values(&q, k, v, mask)?;
-            let y = y.reshape((h, b, n, hd))?.permute((1, 2, 0, 3))?;
-            return self.out.forward(&y.reshape((b, n, h * hd))?);
+        let scale = (hd as f32).powf(-0.5);
+        if b > 1 && n == 1 && k.dim(0)? == 1 {
+            // Beams share one audio: the beams become query rows of a single batch entry, so
+            // the cross-attention keys and values are read once per head, not once per beam.
+            let y = attention_merged(&q.transpose(0, 2)?, k, v, scale, causal_offset)?;
+            return self.out.forward(&y.reshape((b, 1, h * hd))?);
         }
-        let y = self.scores_times_values(q, k, v, mask)?;
         self.out
-            .forward(&y.transpose(1, 2)?.reshape((b, n, h * hd))?)
-    }
-
-    fn scores_times_values(
-        &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        mask: Option<&Tensor>,
-    ) -> candle_core::Result<Tensor> {
-        let hd = q.dim(D::Minus1)?;
-        let q = (q * (hd as f64).powf(-0.5))?;
-        let mut w = q.matmul(&k.t()?)?;
-        if let Some(mask) = mask {
-            w = w.broadcast_add(mask)?;
-        }
-        let w = candle_nn::ops::softmax_last_dim(&w)?;
-        w.matmul(v)
+            .forward(&attention_merged(q, k, v, scale, causal_offset)?)
     }
 }
 
@@ -607,7 +596,12 @@ impl Whisper {
             let h = layer.attn_ln.forward(&x)?;
             let (q, k, v) = layer.attn.project_qkv(&h)?;
             let a = &layer.attn;
-            x = (x + a.attend(&a.heads(&q)?, &a.heads(&k)?, &a.heads(&v)?, None)?)?;
+            x = (x + a.attend(
+                &a.split_heads(&q)?,
+                &a.split_heads(&k)?,
+                &a.split_heads(&v)?,
+                None,
+            )?)?;
             x = (&x + layer.mlp.forward(&layer.mlp_ln.forward(&x)?)?)?;
         }
         layer_norm(&self.enc_ln, &x)
@@ -666,11 +660,7 @@ impl Whisper {
             .embedding(&tokens.flatten_all()?)?
             .reshape((tokens.dim(0)?, n, ()))?;
         let mut x = emb.broadcast_add(&self.dec_pos.narrow(0, offset, n)?)?;
-        let mask = if n > 1 {
-            Some(causal_mask(n, offset, &self.device)?.to_dtype(self.dtype)?)
-        } else {
-            None
-        };
+        let causal = (n > 1).then_some(offset);
         for (i, layer) in self.dec_layers.iter().enumerate() {
             let h = layer.attn_ln.forward(&x)?;
             let (q, k, v) = layer.attn.project_qkv(&h)?;
@@ -680,12 +670,12 @@ impl Whisper {
                 Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
                 None => (k, v),
             };
-            x = (&x + a.attend(&a.heads(&q)?, &k, &v, mask.as_ref())?)?;
+            x = (&x + a.attend(&a.split_heads(&q)?, &k, &v, causal)?)?;
             state.cache[i] = Some((k, v));
             let h = layer.cross_ln.forward(&x)?;
             let (ck, cv) = &state.cross[i];
             let c = &layer.cross;
-            x = (&x + c.attend(&c.heads(&c.q.forward(&h)?)?, ck, cv, None)?)?;
+            x = (&x + c.attend(&c.split_heads(&c.q.forward(&h)?)?, ck, cv, None)?)?;
             x = (&x + layer.mlp.forward(&layer.mlp_ln.forward(&x)?)?)?;
         }
         state.offset += n;
@@ -842,22 +832,6 @@ fn repeat_rows(x: &Tensor, n: usize) -> candle_core::Result<Tensor> {
     let mut dims = x.dims().to_vec();
     dims[0] = n;
     x.broadcast_as(dims)?.contiguous()
-}
-
-fn causal_mask(n: usize, offset: usize, device: &Device) -> candle_core::Result<Tensor> {
-    let total = offset + n;
-    let mask: Vec<f32> = (0..n)
-        .flat_map(|i| {
-            (0..total).map(move |j| {
-                if j > offset + i {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-        })
-        .collect();
-    Tensor::from_vec(mask, (n, total), device)
 }
 
 /// Whisper's sinusoidal encoder position embedding (for checkpoints that do not store it).

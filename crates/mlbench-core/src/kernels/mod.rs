@@ -1,0 +1,13 @@
+//! Fused CPU kernels for the hot spots of transformer inference, with Candle fallbacks.
+//!
+//! - [`attention`]: scaled-dot-product attention (encoder self-attention, decoder self- and
+//!   cross-attention with an optional causal offset) without materialising the score tensor.
+//! - [`softmax`]: softmax over the last dimension with a vectorised `exp`.
+//!
+//! Every entry point takes and returns Candle tensors: on CPU with f32 it runs the fused
+//! kernel, on every other device and dtype the plain Candle composition, with the same results
+//! up to rounding.
+
+pub mod attention;
+mod math;
+pub mod softmax;

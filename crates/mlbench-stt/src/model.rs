@@ -779,10 +779,11 @@ fn stream_rows(
     out_t
 }
 
-/// A dot product written so that LLVM keeps 8 independent lanes (AVX2 FMA when available).
+/// A dot product written so that LLVM keeps four independent 8-lane accumulators: with AVX2
+/// FMA that is four ymm registers, enough to hide the FMA latency.
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let mut acc = [0f32; 32];
+    let (ca, cb) = (a.chunks_exact(32), b.chunks_exact(32));
     let tail: f32 = ca
         .remainder()
         .iter()
@@ -790,7 +791,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| x * y)
         .sum();
     for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
+        for k in 0..32 {
             acc[k] = x[k].mul_add(y[k], acc[k]);
         }
     }

@@ -588,8 +588,11 @@ impl Transcriber {
         let max_candidates = ((p.beam_size as f32) * p.patience).round().max(1.0) as usize;
         let mut rng = SplitMix64(p.seed ^ attempt.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         loop {
-            for (s, logits) in seqs.iter().zip(state_logits.iter_mut()) {
-                filter.apply(s, logits);
+            {
+                use rayon::prelude::*;
+                seqs.par_iter()
+                    .zip(state_logits.par_iter_mut())
+                    .for_each(|(s, logits)| filter.apply(s, logits));
             }
             let (next_tokens, sources, completed) = if beam {
                 let (tokens, sources) = beam_step(
@@ -768,10 +771,10 @@ impl LogitFilter<'_> {
             }
         }
         // If the total probability of timestamps beats every text token, force a timestamp.
-        let lse_all = log_sum_exp(logits);
-        let ts_logprob = log_sum_exp(&logits[tb..]) - lse_all;
-        let max_text = logits[..tb].iter().copied().fold(ninf, f32::max) - lse_all;
-        if ts_logprob > max_text {
+        // (Both sides are log-probabilities over the same normaliser, which cancels.)
+        let ts_mass = log_sum_exp(&logits[tb..]);
+        let max_text = logits[..tb].iter().copied().fold(ninf, f32::max);
+        if ts_mass > max_text {
             logits[..tb].fill(ninf);
         }
     }

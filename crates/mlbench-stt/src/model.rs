@@ -258,9 +258,13 @@ impl Module for Linear {
                 let (rows, in_dim) = (x.elem_count() / x.dim(D::Minus1)?, x.dim(D::Minus1)?);
                 let mut out_shape = x.dims().to_vec();
                 *out_shape.last_mut().unwrap() = w.dim(0)?;
-                x.reshape((rows, in_dim))?
-                    .matmul(&w.t()?)?
-                    .reshape(out_shape)?
+                let x2 = x.reshape((rows, in_dim))?;
+                let y = if rows <= SMALL_M_ROWS && is_cpu_f32(&x2) && is_cpu_f32(w) {
+                    rows_times_transposed(&x2, w)?
+                } else {
+                    x2.matmul(&w.t()?)?
+                };
+                y.reshape(out_shape)?
             }
             LinearWeight::Quantized(q) => q.forward(x)?,
         };
@@ -730,17 +734,7 @@ impl VocabProjection {
             Some(half) => stream_rows(vocab, d, &xs, |r, buf| {
                 half::slice::HalfFloatSliceExt::convert_to_f32_slice(&half[r * d..(r + 1) * d], buf)
             }),
-            None => {
-                let emb = self.embeddings.contiguous()?;
-                let (storage, layout) = emb.storage_and_layout();
-                let candle_core::Storage::Cpu(cpu) = &*storage else {
-                    unreachable!("checked is_cpu")
-                };
-                let all = &cpu.as_slice::<f32>()?[layout.start_offset()..];
-                stream_rows(vocab, d, &xs, |r, buf| {
-                    buf.copy_from_slice(&all[r * d..(r + 1) * d])
-                })
-            }
+            None => return rows_times_transposed(x, &self.embeddings),
         };
         let mut out = vec![0f32; n * vocab];
         for (r, o) in out_t.chunks_exact(n).enumerate() {
@@ -750,6 +744,37 @@ impl VocabProjection {
         }
         Tensor::from_vec(out, (n, vocab), x.device())
     }
+}
+
+/// Up to this many rows, `x · wᵀ` runs as dot products over `w`'s rows (decoder steps: one row
+/// per beam). Candle's gemm packs all of `w` on every call, which costs more than the product.
+const SMALL_M_ROWS: usize = 16;
+
+fn is_cpu_f32(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == DType::F32
+}
+
+/// `x · wᵀ` for a few rows `x` (m, k) and a row-major `w` (n, k), on the CPU in f32.
+fn rows_times_transposed(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+    let (m, k) = x.dims2()?;
+    let n = w.dim(0)?;
+    let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
+    let w = w.contiguous()?;
+    let (storage, layout) = w.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        candle_core::bail!("rows_times_transposed needs a CPU tensor")
+    };
+    let all = &cpu.as_slice::<f32>()?[layout.start_offset()..];
+    let out_t = stream_rows(n, k, &xs, |r, buf| {
+        buf.copy_from_slice(&all[r * k..(r + 1) * k])
+    });
+    let mut out = vec![0f32; m * n];
+    for (r, o) in out_t.chunks_exact(m).enumerate() {
+        for (j, &v) in o.iter().enumerate() {
+            out[j * n + r] = v;
+        }
+    }
+    Tensor::from_vec(out, (m, n), x.device())
 }
 
 /// Dot products of every vocabulary row (fetched into a buffer by `row`) with each of the rows
@@ -771,12 +796,54 @@ fn stream_rows(
             let mut buf = vec![0f32; d];
             for (i, o) in out.chunks_exact_mut(n).enumerate() {
                 row(chunk * ROWS + i, &mut buf);
-                for (j, oj) in o.iter_mut().enumerate() {
-                    *oj = dot(&buf, &xs[j * d..(j + 1) * d]);
-                }
+                dots_with_rows(&buf, xs, o);
             }
         });
     out_t
+}
+
+/// `out[j] = row · xs[j]` for every row `j` of `xs` (a few rows of `row.len()` floats).
+///
+/// Each 16-float chunk of `row` is loaded once and multiplied into one 16-lane accumulator per
+/// row of `xs` (two ymm registers each with AVX2), so the rows' FMA chains interleave; the
+/// number of rows is a const generic so the accumulators stay in registers.
+fn dots_with_rows(row: &[f32], xs: &[f32], out: &mut [f32]) {
+    fn kernel<const M: usize>(row: &[f32], xs: &[f32], out: &mut [f32]) {
+        let d = row.len();
+        let mut acc = [[0f32; 16]; M];
+        let full = d - d % 16;
+        for c in (0..full).step_by(16) {
+            let e = &row[c..c + 16];
+            for (j, a) in acc.iter_mut().enumerate() {
+                let x = &xs[j * d + c..j * d + c + 16];
+                for l in 0..16 {
+                    a[l] = e[l].mul_add(x[l], a[l]);
+                }
+            }
+        }
+        for (j, a) in acc.iter().enumerate() {
+            let tail: f32 = (full..d).map(|c| row[c] * xs[j * d + c]).sum();
+            let h: [f32; 8] = std::array::from_fn(|l| a[l] + a[l + 8]);
+            let q = [h[0] + h[4], h[1] + h[5], h[2] + h[6], h[3] + h[7]];
+            out[j] = (q[0] + q[2]) + (q[1] + q[3]) + tail;
+        }
+    }
+    match out.len() {
+        1 => out[0] = dot(row, xs),
+        2 => kernel::<2>(row, xs, out),
+        3 => kernel::<3>(row, xs, out),
+        4 => kernel::<4>(row, xs, out),
+        5 => kernel::<5>(row, xs, out),
+        6 => kernel::<6>(row, xs, out),
+        7 => kernel::<7>(row, xs, out),
+        8 => kernel::<8>(row, xs, out),
+        m => {
+            let d = row.len();
+            for (j, o) in out.iter_mut().enumerate().take(m) {
+                *o = dot(row, &xs[j * d..(j + 1) * d]);
+            }
+        }
+    }
 }
 
 /// A dot product written so that LLVM keeps four independent 8-lane accumulators: with AVX2
@@ -795,7 +862,9 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
             acc[k] = x[k].mul_add(y[k], acc[k]);
         }
     }
-    acc.iter().sum::<f32>() + tail
+    let h: [f32; 16] = std::array::from_fn(|l| acc[l] + acc[l + 16]);
+    let h: [f32; 8] = std::array::from_fn(|l| h[l] + h[l + 8]);
+    (h[0] + h[4]) + (h[1] + h[5]) + ((h[2] + h[6]) + (h[3] + h[7])) + tail
 }
 
 /// Exact (erf) GELU, as Whisper uses. Candle's CPU `gelu_erf` runs on one thread at ~10 ns per
@@ -867,6 +936,27 @@ mod tests {
             .unwrap();
         let max: f32 = d.max(0).unwrap().to_scalar().unwrap();
         assert!(max < 1e-6, "{max}");
+    }
+
+    #[test]
+    fn few_row_products_match_matmul() {
+        for (m, k) in [
+            (1, 40),
+            (2, 384),
+            (3, 17),
+            (5, 384),
+            (8, 64),
+            (9, 40),
+            (16, 33),
+        ] {
+            let x = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu).unwrap();
+            let w = Tensor::randn(0f32, 1.0, (700, k), &Device::Cpu).unwrap();
+            let a = rows_times_transposed(&x, &w).unwrap();
+            let b = x.matmul(&w.t().unwrap()).unwrap();
+            let diff = (a - b).unwrap().abs().unwrap().flatten_all().unwrap();
+            let max: f32 = diff.max(0).unwrap().to_scalar().unwrap();
+            assert!(max < 1e-4, "m {m} k {k}: {max}");
+        }
     }
 
     #[test]

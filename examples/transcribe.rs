@@ -7,7 +7,7 @@
 
 use mlbench_core::catalog::Catalog;
 use mlbench_core::progress::Progress;
-use mlbench_core::source::{ModelFiles, ModelSource};
+use mlbench_core::source::ModelFiles;
 use mlbench_stt::transcribe::TranscribeParams;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -15,8 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (Some(model), Some(audio)) = (args.next(), args.next()) else {
         return Err("usage: transcribe MODEL AUDIO".into());
     };
-    let source = ModelSource::parse(&model, &Catalog::builtin()?)?;
-    let files = ModelFiles::new(source, Progress::none());
+    let files = ModelFiles::from_spec(&model, &Catalog::builtin()?, Progress::none())?;
     let whisper =
         mlbench_stt::load::load(&files, candle_core::DType::F32, &candle_core::Device::Cpu)?;
     let samples = mlbench_stt::audio::load_audio(audio.as_ref())?;

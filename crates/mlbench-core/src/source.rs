@@ -164,6 +164,7 @@ pub struct ModelFiles {
     source: ModelSource,
     hub: HubConfig,
     progress: Progress,
+    manifest: Option<Vec<String>>,
 }
 
 impl ModelFiles {
@@ -173,6 +174,7 @@ impl ModelFiles {
             source,
             hub: HubConfig::from_env(),
             progress,
+            manifest: None,
         }
     }
 
@@ -182,7 +184,26 @@ impl ModelFiles {
             source,
             hub,
             progress,
+            manifest: None,
         }
+    }
+
+    /// Restricts [`ModelFiles::list`] to these files: a catalog entry names the files of its
+    /// model, where its hub repo may hold several models (e.g. one GGUF file per size).
+    pub fn with_manifest(mut self, files: Vec<String>) -> Self {
+        self.manifest = Some(files);
+        self
+    }
+
+    /// Files of a `--model` argument: a catalog id brings its repo, revision and file list.
+    pub fn from_spec(spec: &str, catalog: &Catalog, progress: Progress) -> Result<Self> {
+        let files = Self::new(ModelSource::parse(spec, catalog)?, progress);
+        Ok(match catalog.get(spec) {
+            Some(entry) if matches!(files.source, ModelSource::Hub { .. }) => {
+                files.with_manifest(entry.files.clone())
+            }
+            _ => files,
+        })
     }
 
     /// The source.
@@ -222,6 +243,9 @@ impl ModelFiles {
 
     /// The names of the files the source holds (a directory listing, or the hub's file list).
     pub fn list(&self) -> Result<Vec<String>> {
+        if let Some(manifest) = &self.manifest {
+            return Ok(manifest.clone());
+        }
         match &self.source {
             ModelSource::Dir(dir) => list_dir(dir),
             ModelSource::File(path) => Ok(path
@@ -402,6 +426,14 @@ mod tests {
             ModelSource::Hub { repo, .. } => assert_eq!(repo, entry.repo),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn catalog_ids_list_their_own_files() {
+        let catalog = catalog();
+        let entry = catalog.models.iter().find(|m| m.format == "gguf").unwrap();
+        let files = ModelFiles::from_spec(&entry.id, &catalog, Progress::none()).unwrap();
+        assert_eq!(files.list().unwrap(), entry.files);
     }
 
     #[test]

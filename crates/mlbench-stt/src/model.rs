@@ -275,47 +275,51 @@ impl Module for Linear {
     }
 }
 
-/// Multi-head attention with separate or fused q/k/v projections.
+/// How the q/k/v projections are stored. Float weights are fused at load time into one matmul
+/// per input; quantized ones stay separate.
+enum Projections {
+    /// Self-attention: q, k and v of the same input in one matmul.
+    SelfFused(Linear),
+    /// Cross-attention: q of the text stream; k and v of the audio in one matmul.
+    CrossFused { q: Linear, kv: Linear },
+    /// Separate projections (quantized weights).
+    Separate { q: Linear, k: Linear, v: Linear },
+}
+
+/// Multi-head attention: projections, then the fused attention kernel, then the output.
 struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    /// q, k and v fused into one projection (self-attention, float weights).
-    qkv: Option<Linear>,
-    /// k and v fused (cross-attention, float weights).
-    kv: Option<Linear>,
+    proj: Projections,
     out: Linear,
     n_head: usize,
 }
 
 impl Attention {
-    fn load(w: &Weights, prefix: &str, d: usize, n_head: usize) -> candle_core::Result<Self> {
+    fn load(
+        w: &Weights,
+        prefix: &str,
+        d: usize,
+        n_head: usize,
+        cross: bool,
+    ) -> candle_core::Result<Self> {
         let q = w.linear(&format!("{prefix}.q_proj"), d, d, true)?;
         let k = w.linear(&format!("{prefix}.k_proj"), d, d, false)?;
         let v = w.linear(&format!("{prefix}.v_proj"), d, d, true)?;
         let out = w.linear(&format!("{prefix}.out_proj"), d, d, true)?;
-        let (qkv, kv) = if q.is_float() {
-            let qkv = Linear::fuse(vec![clone_linear(&q), clone_linear(&k), clone_linear(&v)])?;
-            let kv = Linear::fuse(vec![clone_linear(&k), clone_linear(&v)])?;
-            (Some(qkv), Some(kv))
-        } else {
-            (None, None)
+        let proj = match (q.is_float(), cross) {
+            (false, _) => Projections::Separate { q, k, v },
+            (true, false) => Projections::SelfFused(Linear::fuse(vec![q, k, v])?),
+            (true, true) => Projections::CrossFused {
+                q,
+                kv: Linear::fuse(vec![k, v])?,
+            },
         };
-        Ok(Self {
-            q,
-            k,
-            v,
-            qkv,
-            kv,
-            out,
-            n_head,
-        })
+        Ok(Self { proj, out, n_head })
     }
 
     /// q, k, v of `x` (self-attention).
     fn project_qkv(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
-        match &self.qkv {
-            Some(qkv) => {
+        match &self.proj {
+            Projections::SelfFused(qkv) => {
                 let y = qkv.forward(x)?;
                 let d = y.dim(D::Minus1)? / 3;
                 Ok((
@@ -324,19 +328,35 @@ impl Attention {
                     y.narrow(D::Minus1, 2 * d, d)?,
                 ))
             }
-            None => Ok((self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?)),
+            Projections::Separate { q, k, v } => Ok((q.forward(x)?, k.forward(x)?, v.forward(x)?)),
+            Projections::CrossFused { .. } => {
+                candle_core::bail!("cross-attention has no self q/k/v")
+            }
         }
     }
 
-    /// Keys and values of `x`, split into heads: (b, h, t, hd).
+    /// Queries of `x` (cross-attention).
+    fn project_q(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match &self.proj {
+            Projections::CrossFused { q, .. } | Projections::Separate { q, .. } => q.forward(x),
+            Projections::SelfFused(_) => {
+                candle_core::bail!("self-attention queries come with project_qkv")
+            }
+        }
+    }
+
+    /// Keys and values of `x`, split into heads: (b, h, t, hd) (cross-attention).
     fn project_kv(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
-        let (k, v) = match &self.kv {
-            Some(kv) => {
+        let (k, v) = match &self.proj {
+            Projections::CrossFused { kv, .. } => {
                 let y = kv.forward(x)?;
                 let d = y.dim(D::Minus1)? / 2;
                 (y.narrow(D::Minus1, 0, d)?, y.narrow(D::Minus1, d, d)?)
             }
-            None => (self.k.forward(x)?, self.v.forward(x)?),
+            Projections::Separate { k, v, .. } => (k.forward(x)?, v.forward(x)?),
+            Projections::SelfFused(_) => {
+                candle_core::bail!("self-attention keys come with project_qkv")
+            }
         };
         Ok((self.heads(&k)?, self.heads(&v)?))
     }
@@ -372,17 +392,6 @@ impl Attention {
         }
         self.out
             .forward(&attention_merged(q, k, v, scale, causal_offset)?)
-    }
-}
-
-fn clone_linear(l: &Linear) -> Linear {
-    let weight = match &l.weight {
-        LinearWeight::Float(w) => LinearWeight::Float(w.clone()),
-        LinearWeight::Quantized(q) => LinearWeight::Quantized(q.clone()),
-    };
-    Linear {
-        weight,
-        bias: l.bias.clone(),
     }
 }
 
@@ -528,6 +537,7 @@ impl Whisper {
                         &format!("{p}.self_attn"),
                         d,
                         c.encoder_attention_heads,
+                        false,
                     )?,
                     mlp_ln: w.layer_norm(&format!("{p}.final_layer_norm"), d)?,
                     mlp: Mlp::load(w, &p, d, c.encoder_ffn_dim)?,
@@ -545,6 +555,7 @@ impl Whisper {
                         &format!("{p}.self_attn"),
                         d,
                         c.decoder_attention_heads,
+                        false,
                     )?,
                     cross_ln: w.layer_norm(&format!("{p}.encoder_attn_layer_norm"), d)?,
                     cross: Attention::load(
@@ -552,6 +563,7 @@ impl Whisper {
                         &format!("{p}.encoder_attn"),
                         d,
                         c.decoder_attention_heads,
+                        true,
                     )?,
                     mlp_ln: w.layer_norm(&format!("{p}.final_layer_norm"), d)?,
                     mlp: Mlp::load(w, &p, d, c.decoder_ffn_dim)?,
@@ -679,7 +691,7 @@ impl Whisper {
             let h = layer.cross_ln.forward(&x)?;
             let (ck, cv) = &state.cross[i];
             let c = &layer.cross;
-            x = (&x + c.attend(&c.split_heads(&c.q.forward(&h)?)?, ck, cv, None)?)?;
+            x = (&x + c.attend(&c.split_heads(&c.project_q(&h)?)?, ck, cv, None)?)?;
             x = (&x + layer.mlp.forward(&layer.mlp_ln.forward(&x)?)?)?;
         }
         state.offset += n;

@@ -5,7 +5,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use mlbench_core::catalog::Catalog;
 use mlbench_core::device::{DTypeSpec, DeviceSpec};
-use mlbench_core::source::{ModelFiles, ModelSource};
+use mlbench_core::source::ModelFiles;
 use mlbench_stt::output::{render, OutputFormat};
 use mlbench_stt::transcribe::{Task, TranscribeParams};
 
@@ -41,9 +41,8 @@ pub fn run(args: SttArgs) -> Result<()> {
         inputs.push((path, mlbench_stt::audio::load_audio(path)?));
     }
     let progress = crate::progress::bars(false);
-    let source = ModelSource::parse(&spec, &catalog)?;
     let load_start = Instant::now();
-    let files = ModelFiles::new(source, progress.clone());
+    let files = ModelFiles::from_spec(&spec, &catalog, progress.clone())?;
     let transcriber = mlbench_stt::load::load(&files, dtype.dtype(), &device)?;
     let load_s = load_start.elapsed().as_secs_f64();
     for (path, samples) in inputs {

@@ -187,7 +187,7 @@ impl Weights {
                 LinearWeight::Quantized(QMatMul::from_arc(q.clone())?)
             }
         };
-        Ok(Linear { weight, bias })
+        Ok(Linear::new(weight, bias))
     }
 
     fn layer_norm(&self, prefix: &str, dim: usize) -> candle_core::Result<LayerNorm> {
@@ -223,9 +223,20 @@ enum LinearWeight {
 struct Linear {
     weight: LinearWeight,
     bias: Option<Tensor>,
+    /// Exact f16 copy of a float weight for few-row products, built on first use (only
+    /// decoder layers ever need it).
+    half_rows: std::sync::OnceLock<Option<Vec<half::f16>>>,
 }
 
 impl Linear {
+    fn new(weight: LinearWeight, bias: Option<Tensor>) -> Self {
+        Self {
+            weight,
+            bias,
+            half_rows: std::sync::OnceLock::new(),
+        }
+    }
+
     /// Fuses several float projections of the same input into one matmul.
     fn fuse(parts: Vec<Linear>) -> candle_core::Result<Linear> {
         let mut weights = Vec::new();
@@ -240,10 +251,10 @@ impl Linear {
             });
             weights.push(w.clone());
         }
-        Ok(Linear {
-            weight: LinearWeight::Float(Tensor::cat(&weights, 0)?),
-            bias: Some(Tensor::cat(&biases, 0)?),
-        })
+        Ok(Linear::new(
+            LinearWeight::Float(Tensor::cat(&weights, 0)?),
+            Some(Tensor::cat(&biases, 0)?),
+        ))
     }
 
     fn is_float(&self) -> bool {
@@ -260,7 +271,8 @@ impl Module for Linear {
                 *out_shape.last_mut().unwrap() = w.dim(0)?;
                 let x2 = x.reshape((rows, in_dim))?;
                 let y = if rows <= SMALL_M_ROWS && is_cpu_f32(&x2) && is_cpu_f32(w) {
-                    rows_times_transposed(&x2, w)?
+                    let half = self.half_rows.get_or_init(|| exact_f16_copy(w));
+                    few_rows_product(&x2, w, half.as_deref())?
                 } else {
                     x2.matmul(&w.t()?)?
                 };
@@ -719,14 +731,11 @@ struct VocabProjection {
 
 impl VocabProjection {
     fn new(embeddings: Tensor) -> candle_core::Result<Self> {
-        let mut half_rows = None;
-        if embeddings.device().is_cpu() && embeddings.dtype() == DType::F32 {
-            let rows: Vec<f32> = embeddings.flatten_all()?.to_vec1()?;
-            let half: Vec<half::f16> = rows.iter().map(|&v| half::f16::from_f32(v)).collect();
-            if half.iter().zip(&rows).all(|(h, &v)| h.to_f32() == v) {
-                half_rows = Some(half);
-            }
-        }
+        let half_rows = if is_cpu_f32(&embeddings) {
+            exact_f16_copy(&embeddings)
+        } else {
+            None
+        };
         Ok(Self {
             embeddings,
             half_rows,
@@ -734,28 +743,22 @@ impl VocabProjection {
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let fast =
-            x.device().is_cpu() && x.dtype() == DType::F32 && self.embeddings.dtype() == DType::F32;
-        if !fast {
+        if !(is_cpu_f32(x) && is_cpu_f32(&self.embeddings)) {
             return x.matmul(&self.embeddings.t()?);
         }
-        let (n, d) = x.dims2()?;
-        let vocab = self.embeddings.dim(0)?;
-        let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
-        let out_t = match &self.half_rows {
-            Some(half) => stream_rows(vocab, d, &xs, |r, buf| {
-                half::slice::HalfFloatSliceExt::convert_to_f32_slice(&half[r * d..(r + 1) * d], buf)
-            }),
-            None => return rows_times_transposed(x, &self.embeddings),
-        };
-        let mut out = vec![0f32; n * vocab];
-        for (r, o) in out_t.chunks_exact(n).enumerate() {
-            for (j, &v) in o.iter().enumerate() {
-                out[j * vocab + r] = v;
-            }
-        }
-        Tensor::from_vec(out, (n, vocab), x.device())
+        few_rows_product(x, &self.embeddings, self.half_rows.as_deref())
     }
+}
+
+/// `w` (f32, CPU) in f16 if every value survives the round trip exactly, else `None`.
+/// Whisper was trained and released in f16, so its f32 checkpoints are usually exact.
+fn exact_f16_copy(w: &Tensor) -> Option<Vec<half::f16>> {
+    let values: Vec<f32> = w.flatten_all().ok()?.to_vec1().ok()?;
+    let half: Vec<half::f16> = values.iter().map(|&v| half::f16::from_f32(v)).collect();
+    half.iter()
+        .zip(&values)
+        .all(|(h, &v)| h.to_f32() == v)
+        .then_some(half)
 }
 
 /// Up to this many rows, `x · wᵀ` runs as dot products over `w`'s rows (decoder steps: one row
@@ -766,20 +769,32 @@ fn is_cpu_f32(t: &Tensor) -> bool {
     t.device().is_cpu() && t.dtype() == DType::F32
 }
 
-/// `x · wᵀ` for a few rows `x` (m, k) and a row-major `w` (n, k), on the CPU in f32.
-fn rows_times_transposed(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+/// `x · wᵀ` for a few rows `x` (m, k) and a row-major `w` (n, k), on the CPU in f32, streaming
+/// `w`'s rows once: from `half` (an exact f16 copy of `w`, half the bytes) when given.
+fn few_rows_product(
+    x: &Tensor,
+    w: &Tensor,
+    half: Option<&[half::f16]>,
+) -> candle_core::Result<Tensor> {
     let (m, k) = x.dims2()?;
     let n = w.dim(0)?;
     let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
-    let w = w.contiguous()?;
-    let (storage, layout) = w.storage_and_layout();
-    let candle_core::Storage::Cpu(cpu) = &*storage else {
-        candle_core::bail!("rows_times_transposed needs a CPU tensor")
+    let out_t = match half {
+        Some(h) => stream_rows(n, k, &xs, |r, buf| {
+            half::slice::HalfFloatSliceExt::convert_to_f32_slice(&h[r * k..(r + 1) * k], buf)
+        }),
+        None => {
+            let w = w.contiguous()?;
+            let (storage, layout) = w.storage_and_layout();
+            let candle_core::Storage::Cpu(cpu) = &*storage else {
+                candle_core::bail!("few_rows_product needs a CPU tensor")
+            };
+            let all = &cpu.as_slice::<f32>()?[layout.start_offset()..];
+            stream_rows(n, k, &xs, |r, buf| {
+                buf.copy_from_slice(&all[r * k..(r + 1) * k])
+            })
+        }
     };
-    let all = &cpu.as_slice::<f32>()?[layout.start_offset()..];
-    let out_t = stream_rows(n, k, &xs, |r, buf| {
-        buf.copy_from_slice(&all[r * k..(r + 1) * k])
-    });
     let mut out = vec![0f32; m * n];
     for (r, o) in out_t.chunks_exact(m).enumerate() {
         for (j, &v) in o.iter().enumerate() {
@@ -963,11 +978,27 @@ mod tests {
         ] {
             let x = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu).unwrap();
             let w = Tensor::randn(0f32, 1.0, (700, k), &Device::Cpu).unwrap();
-            let a = rows_times_transposed(&x, &w).unwrap();
-            let b = x.matmul(&w.t().unwrap()).unwrap();
-            let diff = (a - b).unwrap().abs().unwrap().flatten_all().unwrap();
-            let max: f32 = diff.max(0).unwrap().to_scalar().unwrap();
-            assert!(max < 1e-4, "m {m} k {k}: {max}");
+            let w16 = w
+                .to_dtype(DType::F16)
+                .unwrap()
+                .to_dtype(DType::F32)
+                .unwrap();
+            assert!(exact_f16_copy(&w).is_none());
+            let half = exact_f16_copy(&w16).expect("f16 values are exact");
+            for (a, w) in [
+                (few_rows_product(&x, &w, None), &w),
+                (few_rows_product(&x, &w16, Some(&half)), &w16),
+            ] {
+                let b = x.matmul(&w.t().unwrap()).unwrap();
+                let diff = (a.unwrap() - b)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap();
+                let max: f32 = diff.max(0).unwrap().to_scalar().unwrap();
+                assert!(max < 1e-4, "m {m} k {k}: {max}");
+            }
         }
     }
 

@@ -790,11 +790,19 @@ fn beam_step(
     finished: &mut Vec<(Vec<u32>, f32)>,
     max_candidates: usize,
 ) -> (Vec<Vec<u32>>, Vec<u32>) {
+    use rayon::prelude::*;
+    // The per-beam scans of the whole vocabulary run in parallel; the rest is tiny.
+    let candidates: Vec<Vec<(u32, f32)>> = logits
+        .par_iter()
+        .map(|l| {
+            let lse = log_sum_exp(l);
+            top_k(l, beam_size + 1).into_iter().map(|t| (t, l[t as usize] - lse)).collect()
+        })
+        .collect();
     let mut scored: Vec<(Vec<u32>, f32, u32)> = Vec::new();
-    for (j, (seq, l)) in seqs.iter().zip(logits).enumerate() {
-        let lse = log_sum_exp(l);
-        for token in top_k(l, beam_size + 1) {
-            let lp = sum_logprobs[j] + (l[token as usize] - lse);
+    for (j, (seq, cands)) in seqs.iter().zip(&candidates).enumerate() {
+        for &(token, logprob) in cands {
+            let lp = sum_logprobs[j] + logprob;
             let mut s = seq.clone();
             s.push(token);
             if let Some(existing) = scored.iter_mut().find(|(x, _, _)| *x == s) {

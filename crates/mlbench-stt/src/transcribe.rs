@@ -796,7 +796,10 @@ fn beam_step(
         .par_iter()
         .map(|l| {
             let lse = log_sum_exp(l);
-            top_k(l, beam_size + 1).into_iter().map(|t| (t, l[t as usize] - lse)).collect()
+            top_k(l, beam_size + 1)
+                .into_iter()
+                .map(|t| (t, l[t as usize] - lse))
+                .collect()
         })
         .collect();
     let mut scored: Vec<(Vec<u32>, f32, u32)> = Vec::new();

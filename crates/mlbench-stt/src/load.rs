@@ -57,7 +57,12 @@ pub fn load(files: &ModelFiles, dtype: DType, device: &Device) -> Result<Transcr
         }
         Format::Transformers => {
             let config_path = files.get("config.json")?;
-            let config = read_config(&config_path)?;
+            let mut config = read_config(&config_path)?;
+            if config.suppress_tokens.is_empty() {
+                if let Some(generation) = files.get_optional("generation_config.json")? {
+                    config.suppress_tokens = read_suppress_tokens(&generation)?;
+                }
+            }
             let weight_files = safetensors_files(files, &listing)?;
             let tokenizer = files.get("tokenizer.json")?;
             let weights = Weights::from_safetensors(&weight_files, dtype, device)?;
@@ -142,6 +147,24 @@ fn safetensors_files(files: &ModelFiles, listing: &[String]) -> Result<Vec<PathB
         "{}: no model.safetensors, model.bin (CTranslate2) or .gguf file found",
         files.source().describe()
     )))
+}
+
+/// `suppress_tokens` of a transformers `generation_config.json`.
+fn read_suppress_tokens(path: &Path) -> Result<Vec<u32>> {
+    let text = std::fs::read_to_string(path).map_err(|source| SttError::Io {
+        path: path.into(),
+        source,
+    })?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| SttError::model(path, format!("not a JSON file: {e}")))?;
+    Ok(json["suppress_tokens"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_u64().map(|t| t as u32))
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// Reads a transformers `config.json` as a Whisper [`Config`].

@@ -30,12 +30,16 @@ pub struct Config {
     /// Decoder positions (448).
     #[serde(default = "default_target_positions")]
     pub max_target_positions: usize,
-    /// Tokens never sampled.
-    #[serde(default)]
+    /// Tokens never sampled (newer checkpoints keep them in `generation_config.json`).
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub suppress_tokens: Vec<u32>,
     /// Tokens not sampled at the first position.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub begin_suppress_tokens: Vec<u32>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+    Ok(Option::<Vec<u32>>::deserialize(d)?.unwrap_or_default())
 }
 
 fn default_source_positions() -> usize {
@@ -1099,5 +1103,25 @@ mod tests {
             let max: f32 = diff.max(0).unwrap().to_scalar().unwrap();
             assert!(max < 1e-4, "{max}");
         }
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::Config;
+
+    #[test]
+    fn reads_transformers_configs_with_null_suppress_tokens() {
+        let json = r#"{"vocab_size": 51866, "num_mel_bins": 128, "d_model": 1280,
+            "encoder_layers": 32, "encoder_attention_heads": 20, "encoder_ffn_dim": 5120,
+            "decoder_layers": 4, "decoder_attention_heads": 20, "decoder_ffn_dim": 5120,
+            "suppress_tokens": null, "begin_suppress_tokens": [220, 50257], "model_type": "whisper"}"#;
+        let c: Config = serde_json::from_str(json).unwrap();
+        assert!(c.suppress_tokens.is_empty());
+        assert_eq!(c.begin_suppress_tokens, vec![220, 50257]);
+        assert_eq!(
+            (c.max_source_positions, c.max_target_positions),
+            (1500, 448)
+        );
     }
 }

@@ -19,7 +19,7 @@
 //! 3. a second `gemm` with `v` straight into the output, whose rows are then divided by
 //!    their softmax sums.
 //!
-//! Problems under about 10 µs of work run on the calling thread: waking the pool costs more.
+//! Problems under about 1 M multiply-adds run on the calling thread: waking the pool costs more.
 //! Masked keys are skipped, not computed: each block stops at the last key its last row sees.
 //!
 //! For beam search against shared cross-attention keys, pass the beams as query rows of one
@@ -119,9 +119,11 @@ const MIN_BLOCK_Q: usize = 32;
 /// Most scores per block (4 MB of f32): bounds the per-thread scratch buffer for long keys.
 const MAX_BLOCK_SCORES: usize = 1 << 20;
 
-/// Below this many multiply-adds the kernel runs on the calling thread (about 10 µs of
-/// work: waking rayon's pool and joining costs several µs).
-const MIN_PARALLEL_MACS: usize = 256 * 1024;
+/// Below this many multiply-adds (about 30 to 60 µs of work) the kernel runs on the calling
+/// thread. Handing work to rayon's pool and back measured 15 to 40 µs on the 2-core VM
+/// (sleeping vCPUs wake slowly): h = 6, tk = 448, one query row (340 K) took 29 µs alone and
+/// 43 µs in parallel, while h = 6, tk = 1500 (1.2 M) went from 115 to 80 µs in parallel.
+const MIN_PARALLEL_MACS: usize = 1 << 20;
 
 /// Blocks of at most this many query rows compute their scores with one gemv per row: gemm
 /// packs all of k for a block of 2 to 4 rows and ends up 1.5 to 4x slower than the gemvs.

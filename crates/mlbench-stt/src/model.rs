@@ -1008,6 +1008,12 @@ fn sinusoids(length: usize, channels: usize, device: &Device) -> candle_core::Re
 mod tests {
     use super::*;
 
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        let d = (a - b).unwrap().abs().unwrap().flatten_all().unwrap();
+        d.max(0).unwrap().to_scalar().unwrap()
+    }
+
     #[test]
     fn fast_gelu_matches_candle() {
         let x = Tensor::arange(-6000i64, 6000, &Device::Cpu)
@@ -1015,11 +1021,7 @@ mod tests {
             .to_dtype(DType::F32)
             .unwrap();
         let x = (x / 1000.0).unwrap();
-        let d = (gelu(&x).unwrap() - x.gelu_erf().unwrap())
-            .unwrap()
-            .abs()
-            .unwrap();
-        let max: f32 = d.max(0).unwrap().to_scalar().unwrap();
+        let max = max_abs_diff(&gelu(&x).unwrap(), &x.gelu_erf().unwrap());
         assert!(max < 1e-6, "{max}");
     }
 
@@ -1037,13 +1039,7 @@ mod tests {
                 .unwrap();
             let reference = reference.transpose(1, 2).unwrap();
             assert_eq!(ours.dims(), reference.dims());
-            let diff = (ours - reference)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap();
-            let max: f32 = diff.max(0).unwrap().to_scalar().unwrap();
+            let max = max_abs_diff(&ours, &reference);
             assert!(max < 1e-4, "b {b} c {c_in} t {t} s {stride}: {max}");
         }
     }
@@ -1073,13 +1069,7 @@ mod tests {
                 (few_rows_product(&x, &w16, Some(&half)), &w16),
             ] {
                 let b = x.matmul(&w.t().unwrap()).unwrap();
-                let diff = (a.unwrap() - b)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap();
-                let max: f32 = diff.max(0).unwrap().to_scalar().unwrap();
+                let max = max_abs_diff(&a.unwrap(), &b);
                 assert!(max < 1e-4, "m {m} k {k}: {max}");
             }
         }
@@ -1099,8 +1089,7 @@ mod tests {
             assert_eq!(p.half_rows.is_some(), half);
             let a = p.forward(&x).unwrap();
             let b = x.matmul(&emb.t().unwrap()).unwrap();
-            let diff = (a - b).unwrap().abs().unwrap().flatten_all().unwrap();
-            let max: f32 = diff.max(0).unwrap().to_scalar().unwrap();
+            let max = max_abs_diff(&a, &b);
             assert!(max < 1e-4, "{max}");
         }
     }

@@ -2,38 +2,19 @@
 //! synthetic `model.bin` files (quantized variables, aliases) and broken directories.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use mlbench_stt::ct2::{self, Ct2Checkpoint};
 use mlbench_stt::SttError;
 
+mod support;
+
+use support::real_model;
+
 // ---------------------------------------------------------------------------------------------
 // Real weights
 // ---------------------------------------------------------------------------------------------
-
-/// The directory `scripts/fetch-test-weights.sh` fills.
-fn weights_dir() -> PathBuf {
-    match std::env::var_os("MLBENCH_TEST_WEIGHTS") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => {
-            let home = std::env::var_os("HOME").expect("HOME is not set");
-            PathBuf::from(home).join(".cache/mlbench/test-weights")
-        }
-    }
-}
-
-/// A real model directory; fails the test (never skips) when it has not been fetched.
-fn real_model(name: &str) -> PathBuf {
-    let dir = weights_dir().join(name);
-    assert!(
-        dir.join(".complete").is_file() && dir.join("model.bin").is_file(),
-        "{} is missing: run scripts/fetch-test-weights.sh (or set MLBENCH_TEST_WEIGHTS to the \
-         directory it filled)",
-        dir.display()
-    );
-    dir
-}
 
 /// The transformers `WhisperForConditionalGeneration` keys of a model with these layer counts.
 fn expected_keys(encoder_layers: usize, decoder_layers: usize) -> HashSet<String> {

@@ -11,32 +11,12 @@ use mlbench_core::progress::Progress;
 use mlbench_core::source::{ModelFiles, ModelSource};
 use mlbench_stt::transcribe::{TranscribeParams, Transcriber};
 
+mod support;
+
+use support::{librivox_clips as clips, real_model};
+
 fn tiny_ct2() -> PathBuf {
-    let dir = std::env::var_os("MLBENCH_TEST_WEIGHTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mlbench/test-weights")
-        });
-    let tiny = dir.join("whisper-tiny.en-ct2");
-    assert!(
-        tiny.join("model.bin").is_file(),
-        "{} missing: run scripts/fetch-test-weights.sh",
-        tiny.display()
-    );
-    tiny
-}
-
-const CLIPS: &str = "/usr/share/pocketsphinx/test/data/librivox";
-
-fn clips() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(CLIPS)
-        .expect("pocketsphinx-testdata installed")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
-        .collect();
-    v.sort();
-    v
+    real_model("whisper-tiny.en-ct2")
 }
 
 fn texts(t: &Transcriber) -> Vec<String> {

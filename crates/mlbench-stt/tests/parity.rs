@@ -9,37 +9,12 @@ use mlbench_core::progress::Progress;
 use mlbench_core::source::{ModelFiles, ModelSource};
 use mlbench_stt::mel::N_SAMPLES;
 
+mod support;
+
+use support::{librivox_clip, max_abs_diff, real_model};
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn weights() -> PathBuf {
-    let dir = std::env::var_os("MLBENCH_TEST_WEIGHTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mlbench/test-weights")
-        });
-    let tiny = dir.join("whisper-tiny.en-ct2");
-    assert!(
-        tiny.join("model.bin").is_file(),
-        "{} missing: run scripts/fetch-test-weights.sh",
-        tiny.display()
-    );
-    tiny
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 #[test]
@@ -49,13 +24,14 @@ fn mel_encoder_and_logits_match_transformers() {
         &Device::Cpu,
     )
     .unwrap();
-    let clip = Path::new(
-        "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0880.wav",
-    );
+    let clip = &librivox_clip("sense_and_sensibility_01_austen_64kb-0880");
     let samples = mlbench_stt::audio::load_audio(clip).unwrap();
     assert!(samples.len() < N_SAMPLES);
 
-    let files = ModelFiles::new(ModelSource::Dir(weights()), Progress::none());
+    let files = ModelFiles::new(
+        ModelSource::Dir(real_model("whisper-tiny.en-ct2")),
+        Progress::none(),
+    );
     let t = mlbench_stt::load::load(&files, DType::F32, &Device::Cpu).unwrap();
 
     // The golden pads the audio to 30 s before the STFT (transformers' feature extractor).

@@ -10,7 +10,7 @@ use mlbench_stt::SttError;
 
 mod support;
 
-use support::real_model;
+use support::{max_abs_diff, real_model};
 
 // ---------------------------------------------------------------------------------------------
 // Real weights
@@ -184,17 +184,7 @@ fn real_tiny_en_f16_matches_f32() {
     for (name, a) in &f32_ckpt.tensors {
         let b = &f16_ckpt.tensors[name];
         assert_eq!(b.dtype(), DType::F16);
-        let diff = (a - b.to_dtype(DType::F32).unwrap()).unwrap();
-        let max = diff
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert_eq!(max, 0.0, "{name}");
+        assert_eq!(max_abs_diff(a, b), 0.0, "{name}");
     }
 }
 
@@ -301,6 +291,15 @@ fn write_dir(files: &[(&str, &[u8])]) -> tempfile::TempDir {
     tmp
 }
 
+/// A complete model directory: `model.bin`, a tokenizer and this `config.json`.
+fn model_dir(model: &[u8], config: &[u8]) -> tempfile::TempDir {
+    write_dir(&[
+        ("model.bin", model),
+        ("tokenizer.json", TOKENIZER),
+        ("config.json", config),
+    ])
+}
+
 const CONFIG: &[u8] = br#"{"suppress_ids": [1, 2], "suppress_ids_begin": [3], "lang_ids": [7, 8]}"#;
 const TOKENIZER: &[u8] = b"{}";
 
@@ -321,11 +320,7 @@ fn missing_files_are_errors() {
     let message = model_error(no_config.path());
     assert!(message.contains("no config.json"), "{message}");
 
-    let bad_config = write_dir(&[
-        ("model.bin", &model),
-        ("tokenizer.json", TOKENIZER),
-        ("config.json", b"{"),
-    ]);
+    let bad_config = model_dir(&model, b"{");
     let message = model_error(bad_config.path());
     assert!(message.contains("config.json"), "{message}");
 
@@ -361,11 +356,7 @@ fn garbage_model_bin_is_an_error() {
         huge_count,
         huge_var,
     ] {
-        let dir = write_dir(&[
-            ("model.bin", &bytes),
-            ("tokenizer.json", TOKENIZER),
-            ("config.json", CONFIG),
-        ]);
+        let dir = model_dir(&bytes, CONFIG);
         let message = model_error(dir.path());
         assert!(message.contains("model.bin"), "{message}");
     }
@@ -820,21 +811,13 @@ fn synthetic_config_json_alignment_heads_are_used_and_checked() {
     let model = m.to_bytes();
     let config =
         br#"{"alignment_heads": [[0, 1], [1, 0]], "suppress_ids": [], "suppress_ids_begin": []}"#;
-    let dir = write_dir(&[
-        ("model.bin", &model),
-        ("tokenizer.json", TOKENIZER),
-        ("config.json", config),
-    ]);
+    let dir = model_dir(&model, config);
     let ckpt = ct2::load(dir.path(), DType::F32, &Device::Cpu).unwrap();
     assert_eq!(ckpt.alignment_heads, [(0, 1), (1, 0)]);
     assert!(ckpt.lang_ids.is_empty());
 
     let config = br#"{"alignment_heads": [[2, 0]]}"#;
-    let dir = write_dir(&[
-        ("model.bin", &model),
-        ("tokenizer.json", TOKENIZER),
-        ("config.json", config),
-    ]);
+    let dir = model_dir(&model, config);
     let message = model_error(dir.path());
     assert!(message.contains("alignment head (2, 0)"), "{message}");
 }

@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{librivox, load_wav, weights, wer, write_wav};
+use common::{librivox, load_wav, real_model, wer, write_wav};
 use serde_json::Value;
 
 fn mlbench(args: &[&str]) -> Output {
@@ -44,7 +44,7 @@ fn fails(out: &Output) -> String {
 }
 
 fn model(name: &str) -> String {
-    weights().join(name).to_str().unwrap().to_string()
+    real_model(name).to_str().unwrap().to_string()
 }
 
 fn transcribe_json(model_dir: &str, audio: &[&Path], extra: &[&str]) -> Vec<Value> {
@@ -298,7 +298,7 @@ fn bad_inputs_fail_with_one_clear_line() {
     let partial = d.join("partial-model");
     std::fs::create_dir(&partial).unwrap();
     std::fs::copy(
-        weights().join("whisper-tiny.en-ct2/config.json"),
+        real_model("whisper-tiny.en-ct2").join("config.json"),
         partial.join("config.json"),
     )
     .unwrap();

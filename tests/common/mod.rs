@@ -2,22 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-/// The directory `scripts/fetch-test-weights.sh` fills (`MLBENCH_TEST_WEIGHTS` or its default).
-pub fn weights() -> PathBuf {
-    let dir = std::env::var_os("MLBENCH_TEST_WEIGHTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/mlbench/test-weights")
-        });
-    assert!(
-        dir.join("whisper-tiny.en-ct2/model.bin").is_file(),
-        "test weights missing in {}: run scripts/fetch-test-weights.sh",
-        dir.display()
-    );
-    dir
-}
+// Test-data locations are shared with mlbench-stt's own integration tests.
+#[path = "../../crates/mlbench-stt/tests/support/mod.rs"]
+mod support;
 
-const LIBRIVOX: &str = "/usr/share/pocketsphinx/test/data/librivox";
+pub use support::{real_model, LIBRIVOX};
 
 /// The LibriVox clips of Debian's pocketsphinx-testdata with their reference transcripts.
 pub fn librivox() -> Vec<(PathBuf, String)> {

@@ -58,6 +58,7 @@ use candle_core::quantized::{gguf_file, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{LayerNorm, VarBuilder};
 use mlbench_core::kernels::attention::attention_merged;
+use mlbench_core::kernels::conv::{Conv1d, Conv1dParams};
 
 use crate::{Result, SttError};
 
@@ -445,74 +446,6 @@ struct DecoderLayer {
     mlp: Mlp,
 }
 
-/// The encoder's stem convolutions (kernel 3, padding 1), time-major: they take and return
-/// (b, t, channels), which is the layout the transformer layers want anyway.
-///
-/// On the CPU in f32 a convolution is one gemm over gathered input rows (im2col): row t of the
-/// gathered matrix is the k input frames under the kernel, each a contiguous channel vector,
-/// and the weight is stored (out, k·in) to match; Candle's direct conv1d reaches a third of the
-/// gemm's speed here. Other devices use Candle's conv1d.
-struct Conv {
-    weight: Tensor,
-    /// `weight` as (out, k·in), tap-major, for the gathered rows.
-    gathered_weight: Tensor,
-    bias: Tensor,
-    stride: usize,
-}
-
-impl Conv {
-    const KERNEL: usize = 3;
-    const PADDING: usize = 1;
-
-    fn new(weight: Tensor, bias: Tensor, stride: usize) -> candle_core::Result<Self> {
-        let (out, inp, k) = weight.dims3()?;
-        let gathered_weight = weight
-            .permute((0, 2, 1))?
-            .contiguous()?
-            .reshape((out, k * inp))?;
-        Ok(Self {
-            weight,
-            gathered_weight,
-            bias,
-            stride,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        if !is_cpu_f32(x) {
-            let y = x
-                .transpose(1, 2)?
-                .conv1d(&self.weight, Self::PADDING, self.stride, 1, 1)?;
-            return y
-                .broadcast_add(&self.bias.reshape((1, (), 1))?)?
-                .transpose(1, 2);
-        }
-        let (b, t, c) = x.dims3()?;
-        let t_out = (t + 2 * Self::PADDING - Self::KERNEL) / self.stride + 1;
-        let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
-        let mut gathered = vec![0f32; b * t_out * Self::KERNEL * c];
-        for (bi, rows) in gathered
-            .chunks_exact_mut(t_out * Self::KERNEL * c)
-            .enumerate()
-        {
-            let frames = &xs[bi * t * c..(bi + 1) * t * c];
-            for (to, row) in rows.chunks_exact_mut(Self::KERNEL * c).enumerate() {
-                for (tap, dst) in row.chunks_exact_mut(c).enumerate() {
-                    let ti = (to * self.stride + tap) as isize - Self::PADDING as isize;
-                    if ti >= 0 && (ti as usize) < t {
-                        dst.copy_from_slice(&frames[ti as usize * c..(ti as usize + 1) * c]);
-                    }
-                }
-            }
-        }
-        let gathered = Tensor::from_vec(gathered, (b * t_out, Self::KERNEL * c), x.device())?;
-        let y = gathered
-            .matmul(&self.gathered_weight.t()?)?
-            .broadcast_add(&self.bias)?;
-        y.reshape((b, t_out, ()))
-    }
-}
-
 /// Per-request decoder state: self-attention KV cache and cross-attention keys/values
 /// (computed once per audio window), kept apart from the immutable weights.
 pub struct DecoderState {
@@ -556,8 +489,8 @@ impl DecoderState {
 pub struct Whisper {
     /// Hyper-parameters.
     pub config: Config,
-    conv1: Conv,
-    conv2: Conv,
+    conv1: Conv1d,
+    conv2: Conv1d,
     enc_pos: Tensor,
     enc_layers: Vec<EncoderLayer>,
     enc_ln: LayerNorm,
@@ -583,11 +516,17 @@ impl Whisper {
         let d = c.d_model;
         let enc = format!("{root}encoder");
         let dec = format!("{root}decoder");
-        let conv = |name: &str, in_ch: usize, stride: usize| -> candle_core::Result<Conv> {
-            Conv::new(
-                w.tensor(&format!("{enc}.{name}.weight"), &[d, in_ch, 3])?,
-                w.tensor(&format!("{enc}.{name}.bias"), &[d])?,
+        // The stem: two kernel-3 convolutions with padding 1, the second with stride 2.
+        let conv = |name: &str, in_ch: usize, stride: usize| -> candle_core::Result<Conv1d> {
+            let params = Conv1dParams {
+                padding: 1,
                 stride,
+                ..Conv1dParams::default()
+            };
+            Conv1d::new(
+                w.tensor(&format!("{enc}.{name}.weight"), &[d, in_ch, 3])?,
+                Some(w.tensor(&format!("{enc}.{name}.bias"), &[d])?),
+                params,
             )
         };
         let conv1 = conv("conv1", c.num_mel_bins, 1)?;
@@ -673,9 +612,10 @@ impl Whisper {
 
     /// Encodes a log-mel spectrogram (b, n_mels, frames) into audio features (b, frames/2, d).
     pub fn encode(&self, mel: &Tensor) -> candle_core::Result<Tensor> {
-        let x = mel.to_dtype(self.dtype)?.transpose(1, 2)?;
+        let x = mel.to_dtype(self.dtype)?;
         let x = gelu(&self.conv1.forward(&x)?)?;
-        let x = gelu(&self.conv2.forward(&x)?)?;
+        // (b, d, t) to the time-major (b, t, d) of the transformer layers.
+        let x = gelu(&self.conv2.forward(&x)?)?.transpose(1, 2)?;
         let t = x.dim(1)?;
         let mut x = x.broadcast_add(&self.enc_pos.narrow(0, 0, t)?)?;
         for layer in &self.enc_layers {
@@ -1023,25 +963,6 @@ mod tests {
         let x = (x / 1000.0).unwrap();
         let max = max_abs_diff(&gelu(&x).unwrap(), &x.gelu_erf().unwrap());
         assert!(max < 1e-6, "{max}");
-    }
-
-    #[test]
-    fn gathered_conv_matches_candle_conv1d() {
-        for (b, c_in, t, stride) in [(1, 80, 3000, 1), (2, 16, 31, 2), (1, 8, 2, 2), (1, 5, 1, 1)] {
-            let x = Tensor::randn(0f32, 1.0, (b, c_in, t), &Device::Cpu).unwrap();
-            let w = Tensor::randn(0f32, 1.0, (12, c_in, 3), &Device::Cpu).unwrap();
-            let bias = Tensor::randn(0f32, 1.0, 12, &Device::Cpu).unwrap();
-            let conv = Conv::new(w.clone(), bias.clone(), stride).unwrap();
-            let ours = conv.forward(&x.transpose(1, 2).unwrap()).unwrap();
-            let reference = x.conv1d(&w, 1, stride, 1, 1).unwrap();
-            let reference = reference
-                .broadcast_add(&bias.reshape((1, 12, 1)).unwrap())
-                .unwrap();
-            let reference = reference.transpose(1, 2).unwrap();
-            assert_eq!(ours.dims(), reference.dims());
-            let max = max_abs_diff(&ours, &reference);
-            assert!(max < 1e-4, "b {b} c {c_in} t {t} s {stride}: {max}");
-        }
     }
 
     #[test]

@@ -3,11 +3,14 @@
 //! - [`attention`]: scaled-dot-product attention (encoder self-attention, decoder self- and
 //!   cross-attention with an optional causal offset) without materialising the score tensor.
 //! - [`softmax`]: softmax over the last dimension with a vectorised `exp`.
+//! - [`conv`]: conv1d/conv2d/depthwise/transposed convolution layers (im2col + gemm, direct
+//!   depthwise, gemm + col2im) with weights prepared once at load.
 //!
 //! Every entry point takes and returns Candle tensors: on CPU with f32 it runs the fused
 //! kernel, on every other device and dtype the plain Candle composition, with the same results
 //! up to rounding.
 
 pub mod attention;
+pub mod conv;
 mod math;
 pub mod softmax;

@@ -1,0 +1,613 @@
+//! The f32 CPU kernels behind the conv layers: im2col + gemm, direct depthwise, and
+//! gemm + col2im for transposed convolutions. Everything is NCHW; 1-D convolutions are 2-D
+//! ones of height 1. See the [parent module](super) for why.
+
+use std::cell::RefCell;
+
+use candle_core::Result;
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use super::Padding2d;
+
+/// Every size of one convolution call, checked: input (b, cin, h, w), output (b, cout, oh, ow),
+/// kernel (kh, kw). For transposed convolutions `padding` is the symmetric padding removed
+/// from the output (top = bottom, left = right).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// Batch.
+    pub b: usize,
+    /// Input channels.
+    pub cin: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Channel groups.
+    pub groups: usize,
+    /// (h, w) stride.
+    pub stride: (usize, usize),
+    /// (h, w) dilation.
+    pub dilation: (usize, usize),
+    /// Zero padding per side.
+    pub padding: Padding2d,
+    /// Output height.
+    pub oh: usize,
+    /// Output width.
+    pub ow: usize,
+}
+
+impl Geometry {
+    /// A convolution of input `[b, cin, h, w]` with `[cout, kh, kw]` kernels.
+    pub fn conv(
+        [b, cin, h, w]: [usize; 4],
+        [cout, kh, kw]: [usize; 3],
+        groups: usize,
+        stride: (usize, usize),
+        dilation: (usize, usize),
+        padding: Padding2d,
+    ) -> Result<Self> {
+        let out = |n: usize, before: usize, after: usize, k: usize, s: usize, d: usize| {
+            let span = (k.saturating_sub(1)) * d + 1;
+            (n + before + after)
+                .checked_sub(span)
+                .map(|v| v / s + 1)
+                .filter(|_| k > 0)
+        };
+        let oh = out(h, padding.top, padding.bottom, kh, stride.0, dilation.0);
+        let ow = out(w, padding.left, padding.right, kw, stride.1, dilation.1);
+        let (Some(oh), Some(ow)) = (oh, ow) else {
+            candle_core::bail!(
+                "conv: the {kh}x{kw} kernel (dilation {dilation:?}) is larger than the padded \
+                 {h}x{w} input (padding {padding:?})"
+            )
+        };
+        Ok(Self {
+            b,
+            cin,
+            h,
+            w,
+            cout,
+            kh,
+            kw,
+            groups,
+            stride,
+            dilation,
+            padding,
+            oh,
+            ow,
+        })
+    }
+
+    /// A transposed convolution of input `[b, cin, h, w]` with `[cout, kh, kw]` kernels.
+    pub fn transposed(
+        [b, cin, h, w]: [usize; 4],
+        [cout, kh, kw]: [usize; 3],
+        groups: usize,
+        stride: (usize, usize),
+        dilation: (usize, usize),
+        padding: (usize, usize),
+        output_padding: (usize, usize),
+    ) -> Result<Self> {
+        let out = |n: usize, k: usize, s: usize, d: usize, p: usize, op: usize| {
+            ((n.max(1) - 1) * s + (k.max(1) - 1) * d + op + 1).checked_sub(2 * p)
+        };
+        let oh = out(h, kh, stride.0, dilation.0, padding.0, output_padding.0);
+        let ow = out(w, kw, stride.1, dilation.1, padding.1, output_padding.1);
+        let (Some(oh), Some(ow)) = (oh, ow) else {
+            candle_core::bail!(
+                "conv_transpose: padding {padding:?} removes the whole {h}x{w} output"
+            )
+        };
+        if oh == 0 || ow == 0 || h == 0 || w == 0 || kh == 0 || kw == 0 {
+            candle_core::bail!("conv_transpose: empty input, kernel or output")
+        }
+        Ok(Self {
+            b,
+            cin,
+            h,
+            w,
+            cout,
+            kh,
+            kw,
+            groups,
+            stride,
+            dilation,
+            padding: Padding2d::symmetric(padding.0, padding.1),
+            oh,
+            ow,
+        })
+    }
+
+    fn cin_g(&self) -> usize {
+        self.cin / self.groups
+    }
+
+    fn cout_g(&self) -> usize {
+        self.cout / self.groups
+    }
+
+    fn taps(&self) -> usize {
+        self.kh * self.kw
+    }
+
+    fn in_plane(&self) -> usize {
+        self.h * self.w
+    }
+
+    fn out_plane(&self) -> usize {
+        self.oh * self.ow
+    }
+}
+
+/// Largest gathered tile (floats): 4 MB per thread, so gathering stays in L2/L3 and memory
+/// stays bounded for the SD VAE's 512×512 layers (whose full im2col matrix would be 1.2 GB).
+const MAX_TILE_ELEMS: usize = 1 << 20;
+
+/// Fewest output pixels per tile: below this the gemm repacks the weight for too little work.
+const MIN_TILE: usize = 128;
+
+/// Tasks per thread to aim for, so that uneven tiles still balance.
+const TASKS_PER_THREAD: usize = 4;
+
+/// Below this many multiply-adds (about 20 µs of work) a call runs on the calling thread:
+/// waking the pool costs more.
+const MIN_PARALLEL_MACS: usize = 1 << 20;
+
+thread_local! {
+    /// Per-thread gather buffer, reused across calls (grows to the largest tile seen).
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on `len` floats of this thread's scratch buffer (contents unspecified).
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < len {
+            s.resize(len, 0.0);
+        }
+        f(&mut s[..len])
+    })
+}
+
+/// The output buffer, shared by parallel tasks that each write their own elements.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+
+// SAFETY: the pointer is only used by the tasks of one kernel call, which write disjoint sets
+// of elements (documented at each use), and the buffer outlives the parallel loop.
+unsafe impl Send for OutPtr {}
+// SAFETY: see `Send` above.
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The raw pointer (a method, so that closures capture the `Sync` wrapper, not the field).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Output with every channel plane set to its bias (or zero).
+fn output_with_bias(g: &Geometry, bias: Option<&[f32]>) -> Vec<f32> {
+    let plane = g.out_plane();
+    match bias {
+        None => vec![0f32; g.b * g.cout * plane],
+        Some(bias) => {
+            let mut out = Vec::with_capacity(g.b * g.cout * plane);
+            for _ in 0..g.b {
+                for &v in bias {
+                    out.extend(std::iter::repeat_n(v, plane));
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Convolution: `x` (b, cin, h, w) and `w` (cout, cin/groups, kh, kw), both contiguous.
+pub(super) fn conv(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
+    assert_eq!(x.len(), g.b * g.cin * g.in_plane(), "conv: input length");
+    assert_eq!(
+        w.len(),
+        g.cout * g.cin_g() * g.taps(),
+        "conv: weight length"
+    );
+    let mut out = output_with_bias(g, bias);
+    if g.cin_g() == 1 && g.cout_g() >= 1 && g.groups > 1 {
+        depthwise(x, w, g, &mut out);
+    } else {
+        im2col_gemm(x, w, g, bias.is_some(), &mut out);
+    }
+    out
+}
+
+/// im2col + gemm, parallel over tiles of output pixels of each (batch, group).
+fn im2col_gemm(x: &[f32], w: &[f32], g: &Geometry, accumulate: bool, out: &mut [f32]) {
+    let (m, k, p) = (g.cout_g(), g.cin_g() * g.taps(), g.out_plane());
+    let pointwise = g.kh == 1
+        && g.kw == 1
+        && g.stride == (1, 1)
+        && g.padding == Padding2d::default()
+        && p == g.in_plane();
+    let units = g.b * g.groups;
+    let threads = rayon::current_num_threads();
+    let macs = units * m * k * p;
+    let parallel = threads > 1 && macs >= MIN_PARALLEL_MACS;
+    // Tiles: small enough to bound the gather buffer, many enough to feed every thread,
+    // large enough for the gemm to amortise packing the weight.
+    let mut tiles = p.div_ceil((MAX_TILE_ELEMS / k.max(1)).max(MIN_TILE));
+    if parallel {
+        tiles = tiles.max((TASKS_PER_THREAD * threads).div_ceil(units));
+    }
+    let tiles = tiles.min(p.div_ceil(MIN_TILE)).max(1);
+    let tile = p.div_ceil(tiles);
+    let tiles = p.div_ceil(tile);
+    let tasks = units * tiles;
+    // Split one big task across threads inside the gemm instead.
+    let split_gemm = parallel && tasks < threads;
+    let gemm_par = if split_gemm {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    let task = |t: usize| {
+        let (unit, ti) = (t / tiles, t % tiles);
+        let (bi, gi) = (unit / g.groups, unit % g.groups);
+        let p0 = ti * tile;
+        let n = tile.min(p - p0);
+        let x_g = &x[(bi * g.cin + gi * g.cin_g()) * g.in_plane()..][..g.cin_g() * g.in_plane()];
+        let w_g = &w[gi * m * k..][..m * k];
+        let dst_offset = (bi * g.cout + gi * m) * p + p0;
+        // SAFETY: task (unit, tile) writes rows gi·m..(gi+1)·m of batch bi, columns
+        // p0..p0+n only: disjoint from every other task's elements, all inside `out`
+        // (dst_offset + (m-1)·p + n ≤ b·cout·p). `x_g`, `w_g` and the scratch are live slices
+        // of the sizes the gemm reads (k×n with row stride n or p), and none overlaps `out`.
+        unsafe {
+            let dst = out_ptr.get().add(dst_offset);
+            if pointwise {
+                gemm_f32(
+                    [m, n, k],
+                    (dst, p as isize),
+                    (w_g.as_ptr(), k as isize),
+                    (x_g.as_ptr().add(p0), p as isize),
+                    accumulate,
+                    gemm_par,
+                );
+            } else {
+                with_scratch(k * n, |col| {
+                    im2col(x_g, g, p0, n, col);
+                    gemm_f32(
+                        [m, n, k],
+                        (dst, p as isize),
+                        (w_g.as_ptr(), k as isize),
+                        (col.as_ptr(), n as isize),
+                        accumulate,
+                        gemm_par,
+                    );
+                });
+            }
+        }
+    };
+    if parallel && tasks > 1 && !split_gemm {
+        (0..tasks).into_par_iter().for_each(task);
+    } else {
+        (0..tasks).for_each(task);
+    }
+}
+
+/// Gathers output pixels `p0..p0 + n` of one group's input `x_g` (cin/groups, h, w) into
+/// `col` (cin/groups·kh·kw rows of `n`), row (c, ky, kx) matching the weight's layout.
+fn im2col(x_g: &[f32], g: &Geometry, p0: usize, n: usize, col: &mut [f32]) {
+    let (sh, sw) = g.stride;
+    let (dh, dw) = g.dilation;
+    for (r, row) in col.chunks_exact_mut(n).enumerate() {
+        let (c, tap) = (r / g.taps(), r % g.taps());
+        let (ky, kx) = (tap / g.kw, tap % g.kw);
+        let plane = &x_g[c * g.in_plane()..][..g.in_plane()];
+        let col_offset = (kx * dw) as isize - g.padding.left as isize;
+        let (mut j, mut pos) = (0, p0);
+        while j < n {
+            let (oy, ox0) = (pos / g.ow, pos % g.ow);
+            let len = (g.ow - ox0).min(n - j);
+            let seg = &mut row[j..j + len];
+            let iy = (oy * sh + ky * dh) as isize - g.padding.top as isize;
+            if iy < 0 || iy >= g.h as isize {
+                seg.fill(0.0);
+            } else {
+                let in_row = &plane[iy as usize * g.w..][..g.w];
+                gather_row(seg, in_row, ox0, sw, col_offset);
+            }
+            j += len;
+            pos += len;
+        }
+    }
+}
+
+/// The output columns `first..first + len` whose input column `ox·stride + offset` lies inside
+/// a row of `width`, as a range of `0..len`.
+fn valid_columns(
+    first: usize,
+    len: usize,
+    stride: usize,
+    offset: isize,
+    width: usize,
+) -> (usize, usize) {
+    // First output column whose input column is >= 0.
+    let lo = if offset >= 0 {
+        0
+    } else {
+        offset.unsigned_abs().div_ceil(stride)
+    };
+    // One past the last output column whose input column is < width.
+    let last_in = width as isize - 1 - offset;
+    let hi = if last_in < 0 {
+        0
+    } else {
+        last_in as usize / stride + 1
+    };
+    let lo = lo.saturating_sub(first).min(len);
+    let hi = hi.saturating_sub(first).clamp(lo, len);
+    (lo, hi)
+}
+
+/// `seg[i] = in_row[(first + i)·stride + offset]`, zero outside the row.
+fn gather_row(seg: &mut [f32], in_row: &[f32], first: usize, stride: usize, offset: isize) {
+    let (lo, hi) = valid_columns(first, seg.len(), stride, offset, in_row.len());
+    seg[..lo].fill(0.0);
+    seg[hi..].fill(0.0);
+    if lo == hi {
+        return;
+    }
+    let start = ((first + lo) * stride) as isize + offset;
+    let start = start as usize;
+    if stride == 1 {
+        seg[lo..hi].copy_from_slice(&in_row[start..start + (hi - lo)]);
+    } else {
+        for (dst, src) in seg[lo..hi]
+            .iter_mut()
+            .zip(in_row[start..].iter().step_by(stride))
+        {
+            *dst = *src;
+        }
+    }
+}
+
+/// Depthwise convolution (one input channel per group, any number of outputs per channel):
+/// per output plane, shifted input rows times one tap each, accumulated in place.
+fn depthwise(x: &[f32], w: &[f32], g: &Geometry, out: &mut [f32]) {
+    let mult = g.cout_g();
+    let plane_out = g.out_plane();
+    let macs = g.b * g.cout * plane_out * g.taps();
+    let run = |(i, plane): (usize, &mut [f32])| {
+        let (bi, co) = (i / g.cout, i % g.cout);
+        let ci = co / mult;
+        let input = &x[(bi * g.cin + ci) * g.in_plane()..][..g.in_plane()];
+        let taps = &w[co * g.taps()..][..g.taps()];
+        depthwise_plane(input, taps, g, plane);
+    };
+    if macs >= MIN_PARALLEL_MACS {
+        out.par_chunks_mut(plane_out).enumerate().for_each(run);
+    } else {
+        out.chunks_mut(plane_out).enumerate().for_each(run);
+    }
+}
+
+fn depthwise_plane(input: &[f32], taps: &[f32], g: &Geometry, plane: &mut [f32]) {
+    let (sh, sw) = g.stride;
+    let (dh, dw) = g.dilation;
+    for (oy, out_row) in plane.chunks_exact_mut(g.ow).enumerate() {
+        for ky in 0..g.kh {
+            let iy = (oy * sh + ky * dh) as isize - g.padding.top as isize;
+            if iy < 0 || iy >= g.h as isize {
+                continue;
+            }
+            let in_row = &input[iy as usize * g.w..][..g.w];
+            for kx in 0..g.kw {
+                let tap = taps[ky * g.kw + kx];
+                let offset = (kx * dw) as isize - g.padding.left as isize;
+                let (lo, hi) = valid_columns(0, g.ow, sw, offset, g.w);
+                if lo == hi {
+                    continue;
+                }
+                let start = (lo * sw) as isize + offset;
+                let src = &in_row[start as usize..];
+                let dst = &mut out_row[lo..hi];
+                if sw == 1 {
+                    for (o, i) in dst.iter_mut().zip(src) {
+                        *o += tap * i;
+                    }
+                } else {
+                    for (o, i) in dst.iter_mut().zip(src.iter().step_by(sw)) {
+                        *o += tap * i;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Transposed convolution: `x` (b, cin, h, w) and `w` packed as
+/// (groups, cout/groups·kh·kw, cin/groups), both contiguous.
+pub(super) fn conv_transpose(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
+    assert_eq!(
+        x.len(),
+        g.b * g.cin * g.in_plane(),
+        "conv_transpose: input length"
+    );
+    assert_eq!(
+        w.len(),
+        g.cout * g.cin_g() * g.taps(),
+        "conv_transpose: weight length"
+    );
+    let mut out = output_with_bias(g, bias);
+    let (m, k, q) = (g.cout_g() * g.taps(), g.cin_g(), g.in_plane());
+    let threads = rayon::current_num_threads();
+    let parallel = threads > 1 && g.b * g.groups * m * k * q >= MIN_PARALLEL_MACS;
+    let gemm_par = if parallel {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
+    let tile = (MAX_TILE_ELEMS / m.max(1)).max(MIN_TILE).min(q);
+    let mut col = vec![0f32; m * tile];
+    for bi in 0..g.b {
+        for gi in 0..g.groups {
+            let x_g = &x[(bi * g.cin + gi * k) * q..][..k * q];
+            let w_g = &w[gi * m * k..][..m * k];
+            let out_g = &mut out[(bi * g.cout + gi * g.cout_g()) * g.out_plane()..]
+                [..g.cout_g() * g.out_plane()];
+            for q0 in (0..q).step_by(tile) {
+                let n = tile.min(q - q0);
+                let col = &mut col[..m * n];
+                // SAFETY: `col` is an exclusive m×n buffer; `w_g` (m×k, row stride k) and the
+                // input columns q0..q0+n of `x_g` (k rows of stride q) are live slices that
+                // cover every element the gemm reads, and neither overlaps `col`.
+                unsafe {
+                    gemm_f32(
+                        [m, n, k],
+                        (col.as_mut_ptr(), n as isize),
+                        (w_g.as_ptr(), k as isize),
+                        (x_g.as_ptr().add(q0), q as isize),
+                        false,
+                        gemm_par,
+                    );
+                }
+                col2im(col, g, q0, n, out_g, parallel);
+            }
+        }
+    }
+    out
+}
+
+/// Adds the taps in `col` (cout/groups·kh·kw rows of `n` input pixels starting at `q0`) into
+/// their output pixels, one output channel per task.
+fn col2im(col: &[f32], g: &Geometry, q0: usize, n: usize, out_g: &mut [f32], parallel: bool) {
+    let run = |(co, plane): (usize, &mut [f32])| {
+        for tap in 0..g.taps() {
+            let (ky, kx) = (tap / g.kw, tap % g.kw);
+            let row = &col[(co * g.taps() + tap) * n..][..n];
+            scatter_tap(row, g, q0, ky, kx, plane);
+        }
+    };
+    if parallel {
+        out_g
+            .par_chunks_mut(g.out_plane())
+            .enumerate()
+            .for_each(run);
+    } else {
+        out_g.chunks_mut(g.out_plane()).enumerate().for_each(run);
+    }
+}
+
+/// `plane[iy·sh + ky·dh - ph][ix·sw + kx·dw - pw] += row[j]` for input pixel q0 + j = (iy, ix).
+fn scatter_tap(row: &[f32], g: &Geometry, q0: usize, ky: usize, kx: usize, plane: &mut [f32]) {
+    let (sh, sw) = g.stride;
+    let (dh, dw) = g.dilation;
+    let (mut j, mut pos) = (0, q0);
+    while j < row.len() {
+        let (iy, ix0) = (pos / g.w, pos % g.w);
+        let len = (g.w - ix0).min(row.len() - j);
+        let oy = (iy * sh + ky * dh) as isize - g.padding.top as isize;
+        if oy >= 0 && oy < g.oh as isize {
+            let out_row = &mut plane[oy as usize * g.ow..][..g.ow];
+            // Output column of input column ix: ix·sw + offset.
+            let offset = (kx * dw) as isize - g.padding.left as isize;
+            let (lo, hi) = valid_columns(ix0, len, sw, offset, g.ow);
+            let src = &row[j + lo..j + hi];
+            if !src.is_empty() {
+                let start = (((ix0 + lo) * sw) as isize + offset) as usize;
+                if sw == 1 {
+                    for (o, v) in out_row[start..].iter_mut().zip(src) {
+                        *o += v;
+                    }
+                } else {
+                    for (o, v) in out_row[start..].iter_mut().step_by(sw).zip(src) {
+                        *o += v;
+                    }
+                }
+            }
+        }
+        j += len;
+        pos += len;
+    }
+}
+
+/// `dst (m×n, row stride dst_rs) (+)= lhs (m×k) · rhs (k×n)`, every matrix given as
+/// (pointer, row stride) with unit column stride: one call of the `gemm` crate.
+///
+/// # Safety
+/// Every element the shapes and strides address must be in bounds of a live allocation,
+/// `dst`'s elements must not be accessed by anyone else during the call, and `dst` must not
+/// overlap `lhs` or `rhs`.
+unsafe fn gemm_f32(
+    [m, n, k]: [usize; 3],
+    (dst, dst_rs): (*mut f32, isize),
+    (lhs, lhs_rs): (*const f32, isize),
+    (rhs, rhs_rs): (*const f32, isize),
+    accumulate: bool,
+    parallelism: Parallelism,
+) {
+    // SAFETY: forwarded from the caller's contract. With `read_dst` gemm computes
+    // dst = 1·dst + 1·lhs·rhs, without it dst = lhs·rhs (alpha ignored).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs,
+            accumulate,
+            lhs,
+            1,
+            lhs_rs,
+            rhs,
+            1,
+            rhs_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_columns_matches_a_brute_force_scan() {
+        for width in 1..6 {
+            for stride in 1..4 {
+                for offset in -5isize..5 {
+                    for first in 0..4 {
+                        for len in 0..6 {
+                            let inside = |i: usize| {
+                                let c = ((first + i) * stride) as isize + offset;
+                                c >= 0 && c < width as isize
+                            };
+                            let (lo, hi) = valid_columns(first, len, stride, offset, width);
+                            for i in 0..len {
+                                assert_eq!(
+                                    inside(i),
+                                    (lo..hi).contains(&i),
+                                    "w {width} s {stride} off {offset} first {first} i {i}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

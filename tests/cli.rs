@@ -388,3 +388,92 @@ fn base_detects_german_and_translates_it_to_english() {
     assert_eq!(forced["language"], "de");
     assert!(forced["language_probability"].is_null());
 }
+
+/// `mlbench bench stt` with random Whisper tiny weights: one run, a JSON report with the schema
+/// version and a measured CPU f32 row with the encoder/decoder split.
+#[test]
+fn bench_stt_random_tiny_writes_a_json_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let args = [
+        "bench", "stt", "--runs", "1", "--warmup", "0", "--tokens", "8",
+    ];
+    let table = ok(&mlbench(
+        &[&args[..], &["--json", json.to_str().unwrap()]].concat(),
+    ));
+    assert!(table.contains("| stt | mlbench | whisper tiny (random weights) | cpu | f32 |"));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["schema_version"], 1);
+    assert!(report["environment"]["logical_cores"].as_u64().unwrap() >= 1);
+    let rows = report["records"].as_array().unwrap();
+    let cpu = rows
+        .iter()
+        .find(|r| r["device"] == "cpu" && r["dtype"] == "f32")
+        .expect("a cpu f32 row");
+    assert_eq!(cpu["status"]["state"], "ok", "{cpu}");
+    assert_eq!(cpu["run_s"]["n"], 1);
+    assert!(cpu["run_s"]["median"].as_f64().unwrap() > 0.0);
+    assert!(cpu["load_s"].as_f64().unwrap() > 0.0);
+    let figures = &cpu["figures"];
+    assert_eq!(figures["kind"], "stt");
+    assert_eq!(figures["decoder_tokens"], 8);
+    for f in [
+        "real_time_factor",
+        "encoder_s",
+        "decoder_s",
+        "decoder_ms_per_token",
+    ] {
+        assert!(figures[f].as_f64().unwrap() > 0.0, "{f}: {figures}");
+    }
+}
+
+/// Devices this build cannot open and categories not built yet are skipped rows with the
+/// reason, not errors; --compare matches rows with a saved report.
+#[test]
+fn bench_skips_unavailable_devices_and_compares_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.json");
+    ok(&mlbench(&["bench", "tts", "--json", old.to_str().unwrap()]));
+    let old_report: Value = serde_json::from_str(&std::fs::read_to_string(&old).unwrap()).unwrap();
+    let tts = &old_report["records"][0];
+    assert_eq!(tts["task"], "tts");
+    assert_eq!(tts["status"]["state"], "skipped");
+    assert_eq!(tts["status"]["reason"], "not built yet");
+
+    let new = dir.path().join("new.json");
+    let out = mlbench(&[
+        "bench",
+        "stt",
+        "--device",
+        "cuda",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+        new.to_str().unwrap(),
+        "--compare",
+        old.to_str().unwrap(),
+    ]);
+    let table = ok(&out);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&new).unwrap()).unwrap();
+    let cuda = &report["records"][0];
+    assert_eq!(cuda["device"], "cuda:0");
+    assert_eq!(cuda["dtype"], "f16", "GPUs default to f16");
+    if !cfg!(feature = "cuda") {
+        assert_eq!(cuda["status"]["state"], "skipped", "{cuda}");
+        let reason = cuda["status"]["reason"].as_str().unwrap();
+        assert!(reason.contains("--features cuda"), "{reason}");
+        assert!(table.contains("skipped: device 'cuda:0'"), "{table}");
+    }
+    assert!(table.contains("Compared with the report of"), "{table}");
+    assert!(table.contains("| tts |"), "{table}");
+
+    let err = fails(&mlbench(&[
+        "bench",
+        "stt",
+        "--compare",
+        new.with_extension("missing").to_str().unwrap(),
+    ]));
+    assert!(err.contains("--compare"), "{err}");
+}

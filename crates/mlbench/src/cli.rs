@@ -22,6 +22,9 @@ pub enum Command {
     /// List or prefetch the models of the catalog.
     #[command(subcommand, after_help = MODELS_EXAMPLES)]
     Models(ModelsCommand),
+    /// Benchmark devices, dtypes and models side by side (and peers with --peers).
+    #[command(after_help = BENCH_EXAMPLES)]
+    Bench(Box<BenchArgs>),
 }
 
 const STT_EXAMPLES: &str = "Examples:
@@ -35,6 +38,13 @@ const MODELS_EXAMPLES: &str = "Examples:
   mlbench models list
   mlbench models list --task stt --json
   mlbench models pull whisper-base.en";
+
+const BENCH_EXAMPLES: &str = "Examples:
+  mlbench bench stt                                   # Whisper tiny, random weights, CPU f32
+  mlbench bench stt --device cpu,cuda --dtype f32,f16 --model random:base
+  mlbench bench stt --model whisper-tiny.en --audio clip.wav --json run.json
+  mlbench bench stt --compare run.json                # ratio new/old per row
+  mlbench bench stt --model ~/models/faster-whisper-tiny.en --audio clip.wav --peers";
 
 /// Where and how to run a model.
 #[derive(Debug, Clone, Args)]
@@ -133,4 +143,49 @@ pub enum ModelsCommand {
         /// Catalog id.
         id: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to benchmark (tts, diffuse, classify-image and classify-text are not built yet).
+    #[arg(value_parser = ["stt", "tts", "diffuse", "classify-image", "classify-text", "all"])]
+    pub task: String,
+    /// Devices, comma-separated: cpu, cuda, cuda:N, metal, auto. Unavailable ones are skipped.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Dtypes, comma-separated: f32, f16, bf16 [default: f32 on CPU, f16 on GPUs].
+    #[arg(long)]
+    pub dtype: Option<String>,
+    /// Model: random:tiny|base|small (real architecture, random weights, no download), or a
+    /// catalog id, hub repo or local folder/file as for `mlbench stt`.
+    #[arg(long, short, default_value = "random:tiny")]
+    pub model: String,
+    /// Also time a real transcription of this audio file (needs real weights); its first 30 s
+    /// are the encoder/decoder input instead of noise.
+    #[arg(long)]
+    pub audio: Option<PathBuf>,
+    /// Language of --audio, for the transcription and the peers.
+    #[arg(long, default_value = "en")]
+    pub language: String,
+    /// Timed runs per configuration (the most runs with --time-budget).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Untimed warm-up runs per configuration.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Time budget in seconds per configuration instead of a fixed run count.
+    #[arg(long)]
+    pub time_budget: Option<f64>,
+    /// Greedy decoder steps per 30 s window.
+    #[arg(long, default_value_t = 32)]
+    pub tokens: usize,
+    /// Also write the report as JSON to FILE.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Compare with a saved JSON report: ratio of median times new/old per row.
+    #[arg(long)]
+    pub compare: Option<PathBuf>,
+    /// Also run the peer implementations (faster-whisper) on the same model and audio.
+    #[arg(long)]
+    pub peers: bool,
 }

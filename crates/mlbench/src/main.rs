@@ -1,6 +1,7 @@
 //! `mlbench`: the command-line front of the mlbench crates. Parse, dispatch, print errors once,
 //! choose the exit code; all work happens in the library crates.
 
+mod bench;
 mod cli;
 mod models;
 mod progress;
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
     let result = match args.command {
         cli::Command::Stt(a) => stt::run(*a),
         cli::Command::Models(a) => models::run(a),
+        cli::Command::Bench(a) => bench::run(*a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

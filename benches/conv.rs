@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use candle_core::{Device, Module, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use mlbench_core::kernels::conv::{
-    flops, Conv1d, Conv1dParams, Conv2d, Conv2dParams, ConvTranspose1d, ConvTranspose1dParams,
+    Conv1d, Conv1dParams, Conv2d, Conv2dParams, ConvTranspose1d, ConvTranspose1dParams,
     ConvTranspose2d, ConvTranspose2dParams, Geometry, Padding2d,
 };
 use serde_json::Value;
@@ -332,7 +332,7 @@ fn main() {
         .configure_from_args();
     for case in &cases {
         let mut group = c.benchmark_group(&case.name);
-        group.throughput(Throughput::Elements(flops(&case.geometry) as u64));
+        group.throughput(Throughput::Elements(case.geometry.flops() as u64));
         group.bench_function(BenchmarkId::from_parameter("mlbench"), |b| {
             b.iter(|| case.layer.forward(&case.input).unwrap())
         });
@@ -356,7 +356,7 @@ fn main() {
         let Some(t) = criterion_median(&out_dir, &case.name, "mlbench") else {
             continue;
         };
-        let gflops = flops(&case.geometry) / t / 1e9;
+        let gflops = case.geometry.flops() / t / 1e9;
         let candle = if with_candle {
             criterion_median(&out_dir, &case.name, "candle")
                 .map_or(" — |".into(), |c| format!(" {:.2} |", c * 1e3))

@@ -41,6 +41,8 @@ pub struct Geometry {
     pub oh: usize,
     /// Output width.
     pub ow: usize,
+    /// A transposed convolution (input pixels scatter into the output).
+    pub transposed: bool,
 }
 
 impl Geometry {
@@ -82,6 +84,7 @@ impl Geometry {
             padding,
             oh,
             ow,
+            transposed: false,
         })
     }
 
@@ -122,7 +125,23 @@ impl Geometry {
             padding: Padding2d::symmetric(padding.0, padding.1),
             oh,
             ow,
+            transposed: true,
         })
+    }
+
+    /// Floating-point operations of one call: 2 per multiply-add.
+    pub fn flops(&self) -> f64 {
+        let pixels = if self.transposed {
+            self.h * self.w
+        } else {
+            self.oh * self.ow
+        };
+        let macs = if self.transposed {
+            self.b * self.cin * pixels * self.cout_g() * self.taps()
+        } else {
+            self.b * self.cout * pixels * self.cin_g() * self.taps()
+        };
+        2.0 * macs as f64
     }
 
     fn cin_g(&self) -> usize {
@@ -152,6 +171,12 @@ const MAX_TILE_ELEMS: usize = 1 << 20;
 
 /// Fewest output pixels per tile: below this the gemm repacks the weight for too little work.
 const MIN_TILE: usize = 128;
+
+/// Accumulator floats per depthwise row block (8 KB, well inside L1).
+const DEPTHWISE_BLOCK: usize = 2048;
+
+/// Fewest output channels per block when channels are split across threads.
+const MIN_ROW_BLOCK: usize = 16;
 
 /// Tasks per thread to aim for, so that uneven tiles still balance.
 const TASKS_PER_THREAD: usize = 4;
@@ -227,7 +252,8 @@ pub(super) fn conv(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry) -> 
     out
 }
 
-/// im2col + gemm, parallel over tiles of output pixels of each (batch, group).
+/// im2col + gemm, parallel over tiles of output pixels of each (batch, group), and over
+/// blocks of output channels when there are too few tiles to feed every thread.
 fn im2col_gemm(x: &[f32], w: &[f32], g: &Geometry, accumulate: bool, out: &mut [f32]) {
     let (m, k, p) = (g.cout_g(), g.cin_g() * g.taps(), g.out_plane());
     let pointwise = g.kh == 1
@@ -248,54 +274,60 @@ fn im2col_gemm(x: &[f32], w: &[f32], g: &Geometry, accumulate: bool, out: &mut [
     let tiles = tiles.min(p.div_ceil(MIN_TILE)).max(1);
     let tile = p.div_ceil(tiles);
     let tiles = p.div_ceil(tile);
-    let tasks = units * tiles;
-    // Split one big task across threads inside the gemm instead.
-    let split_gemm = parallel && tasks < threads;
-    let gemm_par = if split_gemm {
-        Parallelism::Rayon(threads)
+    // Small images (late CNN stages, short sequences): split the output channels instead.
+    // Each block gathers the same tile again, which costs little next to its gemm.
+    let row_blocks = if parallel && units * tiles < 2 * threads {
+        (2 * threads)
+            .div_ceil(units * tiles)
+            .min(m.div_ceil(MIN_ROW_BLOCK))
     } else {
-        Parallelism::None
+        1
     };
+    let rows = m.div_ceil(row_blocks).next_multiple_of(8).min(m);
+    let row_blocks = m.div_ceil(rows);
+    let tasks = units * tiles * row_blocks;
     let out_ptr = OutPtr(out.as_mut_ptr());
     let task = |t: usize| {
-        let (unit, ti) = (t / tiles, t % tiles);
+        let (unit, rest) = (t / (tiles * row_blocks), t % (tiles * row_blocks));
+        let (ti, rb) = (rest / row_blocks, rest % row_blocks);
         let (bi, gi) = (unit / g.groups, unit % g.groups);
         let p0 = ti * tile;
         let n = tile.min(p - p0);
+        let r0 = rb * rows;
+        let mr = rows.min(m - r0);
         let x_g = &x[(bi * g.cin + gi * g.cin_g()) * g.in_plane()..][..g.cin_g() * g.in_plane()];
-        let w_g = &w[gi * m * k..][..m * k];
-        let dst_offset = (bi * g.cout + gi * m) * p + p0;
-        // SAFETY: task (unit, tile) writes rows gi·m..(gi+1)·m of batch bi, columns
-        // p0..p0+n only: disjoint from every other task's elements, all inside `out`
-        // (dst_offset + (m-1)·p + n ≤ b·cout·p). `x_g`, `w_g` and the scratch are live slices
-        // of the sizes the gemm reads (k×n with row stride n or p), and none overlaps `out`.
+        let w_rows = &w[(gi * m + r0) * k..][..mr * k];
+        let dst_offset = (bi * g.cout + gi * m + r0) * p + p0;
+        // SAFETY: task (unit, tile, row block) writes output channels gi·m+r0..gi·m+r0+mr of
+        // batch bi, columns p0..p0+n only: disjoint from every other task's elements, all
+        // inside `out` (dst_offset + (mr-1)·p + n ≤ b·cout·p). `x_g`, `w_rows` and the scratch
+        // are live slices of the sizes the gemm reads (k×n with row stride n or p), and none
+        // overlaps `out`.
         unsafe {
             let dst = out_ptr.get().add(dst_offset);
             if pointwise {
                 gemm_f32(
-                    [m, n, k],
+                    [mr, n, k],
                     (dst, p as isize),
-                    (w_g.as_ptr(), k as isize),
+                    (w_rows.as_ptr(), k as isize),
                     (x_g.as_ptr().add(p0), p as isize),
                     accumulate,
-                    gemm_par,
                 );
             } else {
                 with_scratch(k * n, |col| {
                     im2col(x_g, g, p0, n, col);
                     gemm_f32(
-                        [m, n, k],
+                        [mr, n, k],
                         (dst, p as isize),
-                        (w_g.as_ptr(), k as isize),
+                        (w_rows.as_ptr(), k as isize),
                         (col.as_ptr(), n as isize),
                         accumulate,
-                        gemm_par,
                     );
                 });
             }
         }
     };
-    if parallel && tasks > 1 && !split_gemm {
+    if parallel && tasks > 1 {
         (0..tasks).into_par_iter().for_each(task);
     } else {
         (0..tasks).for_each(task);
@@ -369,6 +401,15 @@ fn gather_row(seg: &mut [f32], in_row: &[f32], first: usize, stride: usize, offs
     let start = start as usize;
     if stride == 1 {
         seg[lo..hi].copy_from_slice(&in_row[start..start + (hi - lo)]);
+    } else if stride == 2 {
+        // Pairs, so that the compiler can vectorise with shuffles; the last sample alone (its
+        // pair may run past the row).
+        let last = hi - 1;
+        let pairs = &in_row[start..start + 2 * (last - lo)];
+        for (dst, pair) in seg[lo..last].iter_mut().zip(pairs.chunks_exact(2)) {
+            *dst = pair[0];
+        }
+        seg[last] = in_row[start + 2 * (last - lo)];
     } else {
         for (dst, src) in seg[lo..hi]
             .iter_mut()
@@ -399,38 +440,77 @@ fn depthwise(x: &[f32], w: &[f32], g: &Geometry, out: &mut [f32]) {
     }
 }
 
+/// One output plane of a depthwise convolution, as one long vectorised multiply-add per tap.
+///
+/// The zero-padded input plane is split into stride phases, `phase[(r % sh, c % sw)]` holding
+/// padded pixel (r, c) at (r / sh, c / sw), all phases `cols = ceil(padded width / sw)` wide.
+/// Output pixel (oy, ox) of tap (ky, kx) then reads its phase at
+/// (oy + ky·dh / sh, ox + kx·dw / sw): for every output row the same offset. So an
+/// accumulator laid out `oh × cols` (the columns past `ow` are junk, dropped at the end) takes
+/// each tap as one contiguous run of `oh · cols` multiply-adds over the phase, instead of `oh`
+/// short rows with their own bounds.
 fn depthwise_plane(input: &[f32], taps: &[f32], g: &Geometry, plane: &mut [f32]) {
     let (sh, sw) = g.stride;
     let (dh, dw) = g.dilation;
-    for (oy, out_row) in plane.chunks_exact_mut(g.ow).enumerate() {
-        for ky in 0..g.kh {
-            let iy = (oy * sh + ky * dh) as isize - g.padding.top as isize;
-            if iy < 0 || iy >= g.h as isize {
-                continue;
-            }
-            let in_row = &input[iy as usize * g.w..][..g.w];
-            for kx in 0..g.kw {
-                let tap = taps[ky * g.kw + kx];
-                let offset = (kx * dw) as isize - g.padding.left as isize;
-                let (lo, hi) = valid_columns(0, g.ow, sw, offset, g.w);
-                if lo == hi {
-                    continue;
+    let pad = g.padding;
+    let rows = (g.h + pad.top + pad.bottom).div_ceil(sh);
+    let cols = (g.w + pad.left + pad.right).div_ceil(sw);
+    // One spare row per phase: the junk columns of the last output row read past its end.
+    let phase_len = (rows + 1) * cols;
+    let acc_len = g.oh * cols;
+    with_scratch(sh * sw * phase_len + acc_len, |buf| {
+        let (phases, acc) = buf.split_at_mut(sh * sw * phase_len);
+        phases.fill(0.0);
+        acc.fill(0.0);
+        for (y, in_row) in input.chunks_exact(g.w).enumerate() {
+            let r = y + pad.top;
+            let (phase_y, row) = (r % sh, r / sh);
+            let at = |phase_x: usize, x: usize| {
+                (phase_y * sw + phase_x) * phase_len + row * cols + (x + pad.left) / sw
+            };
+            if sw == 1 {
+                let at = at(0, 0);
+                phases[at..at + g.w].copy_from_slice(in_row);
+            } else if sw == 2 {
+                // Even and odd input columns, deinterleaved in one pass over the row.
+                let (even, odd) = (at(pad.left % 2, 0), at((pad.left + 1) % 2, 1));
+                let pairs = in_row.chunks_exact(2);
+                if let [last] = pairs.remainder() {
+                    phases[even + g.w / 2] = *last;
                 }
-                let start = (lo * sw) as isize + offset;
-                let src = &in_row[start as usize..];
-                let dst = &mut out_row[lo..hi];
-                if sw == 1 {
-                    for (o, i) in dst.iter_mut().zip(src) {
-                        *o += tap * i;
-                    }
-                } else {
-                    for (o, i) in dst.iter_mut().zip(src.iter().step_by(sw)) {
-                        *o += tap * i;
+                for (i, pair) in pairs.enumerate() {
+                    phases[even + i] = pair[0];
+                    phases[odd + i] = pair[1];
+                }
+            } else {
+                for (x, &v) in in_row.iter().enumerate() {
+                    phases[at((x + pad.left) % sw, x)] = v;
+                }
+            }
+        }
+        // Blocks of output rows, so that the accumulator block stays in L1 across the taps.
+        let block_rows = (DEPTHWISE_BLOCK / cols).max(1);
+        for (bi, acc) in acc.chunks_mut(block_rows * cols).enumerate() {
+            let base = bi * block_rows * cols;
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    let tap = taps[ky * g.kw + kx];
+                    let (ry, rx) = (ky * dh, kx * dw);
+                    let phase = (ry % sh) * sw + rx % sw;
+                    let start = phase * phase_len + (ry / sh) * cols + rx / sw + base;
+                    let len = acc.len();
+                    for (a, v) in acc.iter_mut().zip(&phases[start..start + len]) {
+                        *a += tap * v;
                     }
                 }
             }
         }
-    }
+        for (out_row, acc_row) in plane.chunks_exact_mut(g.ow).zip(acc.chunks_exact(cols)) {
+            for (o, a) in out_row.iter_mut().zip(acc_row) {
+                *o += a;
+            }
+        }
+    });
 }
 
 /// Transposed convolution: `x` (b, cin, h, w) and `w` packed as
@@ -450,10 +530,13 @@ pub(super) fn conv_transpose(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geo
     let (m, k, q) = (g.cout_g() * g.taps(), g.cin_g(), g.in_plane());
     let threads = rayon::current_num_threads();
     let parallel = threads > 1 && g.b * g.groups * m * k * q >= MIN_PARALLEL_MACS;
-    let gemm_par = if parallel {
-        Parallelism::Rayon(threads)
+    // The gemm's output rows are split into blocks, one per task.
+    let rows = if parallel {
+        m.div_ceil(TASKS_PER_THREAD * threads)
+            .next_multiple_of(8)
+            .clamp(MIN_ROW_BLOCK, m.max(1))
     } else {
-        Parallelism::None
+        m.max(1)
     };
     let tile = (MAX_TILE_ELEMS / m.max(1)).max(MIN_TILE).min(q);
     let mut col = vec![0f32; m * tile];
@@ -466,18 +549,26 @@ pub(super) fn conv_transpose(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geo
             for q0 in (0..q).step_by(tile) {
                 let n = tile.min(q - q0);
                 let col = &mut col[..m * n];
-                // SAFETY: `col` is an exclusive m×n buffer; `w_g` (m×k, row stride k) and the
-                // input columns q0..q0+n of `x_g` (k rows of stride q) are live slices that
-                // cover every element the gemm reads, and neither overlaps `col`.
-                unsafe {
-                    gemm_f32(
-                        [m, n, k],
-                        (col.as_mut_ptr(), n as isize),
-                        (w_g.as_ptr(), k as isize),
-                        (x_g.as_ptr().add(q0), q as isize),
-                        false,
-                        gemm_par,
-                    );
+                let block = |(i, dst): (usize, &mut [f32])| {
+                    let mr = dst.len() / n;
+                    // SAFETY: `dst` is this task's exclusive mr×n block of `col`; the weight rows
+                    // i·rows..i·rows+mr of `w_g` (row stride k) and the input columns
+                    // q0..q0+n of `x_g` (k rows of stride q) are live slices covering every
+                    // element the gemm reads, and neither overlaps `col`.
+                    unsafe {
+                        gemm_f32(
+                            [mr, n, k],
+                            (dst.as_mut_ptr(), n as isize),
+                            (w_g[i * rows * k..].as_ptr(), k as isize),
+                            (x_g.as_ptr().add(q0), q as isize),
+                            false,
+                        );
+                    }
+                };
+                if parallel {
+                    col.par_chunks_mut(rows * n).enumerate().for_each(block);
+                } else {
+                    col.chunks_mut(rows * n).enumerate().for_each(block);
                 }
                 col2im(col, g, q0, n, out_g, parallel);
             }
@@ -552,7 +643,6 @@ unsafe fn gemm_f32(
     (lhs, lhs_rs): (*const f32, isize),
     (rhs, rhs_rs): (*const f32, isize),
     accumulate: bool,
-    parallelism: Parallelism,
 ) {
     // SAFETY: forwarded from the caller's contract. With `read_dst` gemm computes
     // dst = 1·dst + 1·lhs·rhs, without it dst = lhs·rhs (alpha ignored).
@@ -576,7 +666,7 @@ unsafe fn gemm_f32(
             false,
             false,
             false,
-            parallelism,
+            Parallelism::None,
         )
     }
 }

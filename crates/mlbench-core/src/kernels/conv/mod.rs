@@ -217,11 +217,6 @@ impl From<ConvTranspose1dParams> for ConvTranspose2dParams {
     }
 }
 
-/// Multiply-adds ×2 of a convolution with this geometry: what GFLOP/s figures count.
-pub fn flops(g: &Geometry) -> f64 {
-    2.0 * (g.b * g.cout * g.oh * g.ow * (g.cin / g.groups) * g.kh * g.kw) as f64
-}
-
 /// The CPU copy of a layer's weights, in the layout its kernel reads, made once at load.
 #[derive(Debug, Clone)]
 struct CpuWeights {

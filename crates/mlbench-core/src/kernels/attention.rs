@@ -37,13 +37,12 @@
 //! decoder's prompt pass over `tq` new tokens with `off` tokens already in the KV cache
 //! (`tk = off + tq`).
 
-use std::cell::RefCell;
-
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::math;
+use super::shared::{with_scratch, OutPtr};
 
 /// Attention with the heads kept apart: returns (b, h, tq, dv).
 ///
@@ -353,25 +352,6 @@ impl<'a> View<'a> {
     }
 }
 
-/// The output buffer, shared by the parallel tasks, each of which writes its own rows.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-
-// SAFETY: the pointer is only dereferenced by `Kernel::run`, and every task writes a
-// disjoint set of output rows ((b, h, row) triples map to disjoint element ranges in both
-// output layouts), so sharing it across threads creates no data race; the buffer outlives
-// the parallel loop, which borrows it for its whole duration.
-unsafe impl Send for OutPtr {}
-// SAFETY: see `Send` above.
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// The raw pointer (a method, so that closures capture the `Sync` wrapper, not the field).
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 struct Kernel<'a> {
     q: View<'a>,
     k: View<'a>,
@@ -382,22 +362,6 @@ struct Kernel<'a> {
     out: OutPtr,
     /// Output strides of (b, h, row).
     out_strides: [usize; 3],
-}
-
-thread_local! {
-    /// Per-thread scores buffer, reused across calls (grows to the largest block seen).
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` on `len` floats of this thread's scratch buffer (contents unspecified).
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SCRATCH.with(|s| {
-        let mut s = s.borrow_mut();
-        if s.len() < len {
-            s.resize(len, 0.0);
-        }
-        f(&mut s[..len])
-    })
 }
 
 impl Kernel<'_> {

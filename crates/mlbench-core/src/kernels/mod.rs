@@ -13,4 +13,5 @@
 pub mod attention;
 pub mod conv;
 mod math;
+mod shared;
 pub mod softmax;

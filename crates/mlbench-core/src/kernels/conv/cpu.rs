@@ -2,13 +2,12 @@
 //! gemm + col2im for transposed convolutions. Everything is NCHW; 1-D convolutions are 2-D
 //! ones of height 1. See the [parent module](super) for why.
 
-use std::cell::RefCell;
-
 use candle_core::Result;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::Padding2d;
+use crate::kernels::shared::{with_scratch, OutPtr};
 
 /// Every size of one convolution call, checked: input (b, cin, h, w), output (b, cout, oh, ow),
 /// kernel (kh, kw). For transposed convolutions `padding` is the symmetric padding removed
@@ -184,39 +183,6 @@ const TASKS_PER_THREAD: usize = 4;
 /// Below this many multiply-adds (about 20 µs of work) a call runs on the calling thread:
 /// waking the pool costs more.
 const MIN_PARALLEL_MACS: usize = 1 << 20;
-
-thread_local! {
-    /// Per-thread gather buffer, reused across calls (grows to the largest tile seen).
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` on `len` floats of this thread's scratch buffer (contents unspecified).
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SCRATCH.with(|s| {
-        let mut s = s.borrow_mut();
-        if s.len() < len {
-            s.resize(len, 0.0);
-        }
-        f(&mut s[..len])
-    })
-}
-
-/// The output buffer, shared by parallel tasks that each write their own elements.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-
-// SAFETY: the pointer is only used by the tasks of one kernel call, which write disjoint sets
-// of elements (documented at each use), and the buffer outlives the parallel loop.
-unsafe impl Send for OutPtr {}
-// SAFETY: see `Send` above.
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// The raw pointer (a method, so that closures capture the `Sync` wrapper, not the field).
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
 
 /// Output with every channel plane set to its bias (or zero).
 fn output_with_bias(g: &Geometry, bias: Option<&[f32]>) -> Vec<f32> {

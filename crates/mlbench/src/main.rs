@@ -62,10 +62,16 @@ mod tests {
         // mimalloc 3's default purge delay is 1000 ms; no other option defaults to 1000.
         if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
             // SAFETY: mi_option_get only reads mimalloc's option table.
-            assert_eq!(unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) }, 1000);
+            assert_eq!(
+                unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) },
+                1000
+            );
         }
         keep_freed_memory();
         // SAFETY: as above.
-        assert_eq!(unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) }, -1);
+        assert_eq!(
+            unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) },
+            -1
+        );
     }
 }

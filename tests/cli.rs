@@ -832,3 +832,22 @@ fn classify_image_bad_inputs_fail_in_one_line() {
     let e = fails(&mlbench(&["classify-image", &photo]));
     assert!(e.contains("--model"), "{e}");
 }
+
+#[test]
+fn classify_image_defaults_to_the_catalog_model_on_the_hub() {
+    // Without --model the default classifier comes from the catalog, fetched from the hub; offline
+    // with an empty cache that is one clear line naming the repo.
+    let cache = tempfile::tempdir().unwrap();
+    let image = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/chelsea.png");
+    let out = Command::new(env!("CARGO_BIN_EXE_mlbench"))
+        .args(["classify-image", image.to_str().unwrap()])
+        .env("HF_HUB_CACHE", cache.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let e = fails(&out);
+    assert!(
+        e.contains("google/vit-base-patch16-224") && e.contains("HF_HUB_OFFLINE"),
+        "{e}"
+    );
+}

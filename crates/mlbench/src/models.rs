@@ -40,8 +40,14 @@ pub fn run(cmd: ModelsCommand) -> Result<()> {
 }
 
 fn table(entries: &[&mlbench_core::catalog::CatalogEntry]) -> String {
+    let task_width = entries
+        .iter()
+        .map(|m| m.task.len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
     let mut out = format!(
-        "{:<28} {:<6} {:<13} {:>8}  {:<11} {}\n",
+        "{:<28} {:<task_width$} {:<13} {:>8}  {:<11} {}\n",
         "ID", "TASK", "FORMAT", "SIZE", "LICENSE", "REPO"
     );
     for m in entries {
@@ -51,7 +57,7 @@ fn table(entries: &[&mlbench_core::catalog::CatalogEntry]) -> String {
             m.id.clone()
         };
         out += &format!(
-            "{:<28} {:<6} {:<13} {:>5} MB  {:<11} {}\n",
+            "{:<28} {:<task_width$} {:<13} {:>5} MB  {:<11} {}\n",
             id, m.task, m.format, m.size_mb, m.license, m.repo
         );
     }

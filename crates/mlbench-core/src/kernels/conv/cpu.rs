@@ -164,9 +164,20 @@ impl Geometry {
     }
 }
 
-/// Largest gathered tile (floats): 4 MB per thread, so gathering stays in L2/L3 and memory
-/// stays bounded for the SD VAE's 512×512 layers (whose full im2col matrix would be 1.2 GB).
-const MAX_TILE_ELEMS: usize = 1 << 20;
+/// Largest gathered tile (floats): 16 MB per thread, so that memory stays bounded for the SD
+/// VAE's 512×512 layers (whose full im2col matrix would be 1.2 GB).
+const MAX_TILE_ELEMS: usize = 1 << 22;
+
+/// Largest `col` tile of a transposed convolution (floats, 4 MB): it is written by the gemm and
+/// read back by col2im, so it should stay in the caches.
+const MAX_COL_ELEMS: usize = 1 << 20;
+
+/// Most output pixels per tile once a weight row is at least this long. The gemm repacks the
+/// weight for every tile, so wider tiles amortise that, until the tile no longer fits the
+/// caches: 512 measured best on the SD VAE and UNet shapes (5–10 % over 227–910 pixels, 33 %
+/// on the 3-channel output conv); short rows (EfficientNet's stem and 1×1 convs) do better with
+/// the tiles that the thread count alone sets.
+const MAX_TILE_COLS: usize = 512;
 
 /// Fewest output pixels per tile: below this the gemm repacks the weight for too little work.
 const MIN_TILE: usize = 128;
@@ -233,7 +244,12 @@ fn im2col_gemm(x: &[f32], w: &[f32], g: &Geometry, accumulate: bool, out: &mut [
     let parallel = threads > 1 && macs >= MIN_PARALLEL_MACS;
     // Tiles: small enough to bound the gather buffer, many enough to feed every thread,
     // large enough for the gemm to amortise packing the weight.
-    let mut tiles = p.div_ceil((MAX_TILE_ELEMS / k.max(1)).max(MIN_TILE));
+    let max_cols = if k >= MAX_TILE_COLS {
+        MAX_TILE_COLS
+    } else {
+        usize::MAX
+    };
+    let mut tiles = p.div_ceil((MAX_TILE_ELEMS / k.max(1)).clamp(MIN_TILE, max_cols));
     if parallel {
         tiles = tiles.max((TASKS_PER_THREAD * threads).div_ceil(units));
     }
@@ -504,7 +520,7 @@ pub(super) fn conv_transpose(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geo
     } else {
         m.max(1)
     };
-    let tile = (MAX_TILE_ELEMS / m.max(1)).max(MIN_TILE).min(q);
+    let tile = (MAX_COL_ELEMS / m.max(1)).max(MIN_TILE).min(q);
     let mut col = vec![0f32; m * tile];
     for bi in 0..g.b {
         for gi in 0..g.groups {

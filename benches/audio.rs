@@ -13,11 +13,6 @@ use mlbench_stt::mel::LogMel;
 
 #[path = "common/mod.rs"]
 mod common;
-
-// As in the `mlbench` binary: mimalloc keeps freed pages, where glibc returns large buffers to
-// the kernel and every call pays the page faults again (milliseconds per call on a VM).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use common::{criterion_dir, criterion_median};
 
 /// A deterministic test signal: a chirp plus a tone.

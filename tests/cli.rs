@@ -433,12 +433,17 @@ fn bench_stt_random_tiny_writes_a_json_report() {
 fn bench_skips_unavailable_devices_and_compares_reports() {
     let dir = tempfile::tempdir().unwrap();
     let old = dir.path().join("old.json");
-    ok(&mlbench(&["bench", "tts", "--json", old.to_str().unwrap()]));
+    ok(&mlbench(&[
+        "bench",
+        "diffuse",
+        "--json",
+        old.to_str().unwrap(),
+    ]));
     let old_report: Value = serde_json::from_str(&std::fs::read_to_string(&old).unwrap()).unwrap();
-    let tts = &old_report["records"][0];
-    assert_eq!(tts["task"], "tts");
-    assert_eq!(tts["status"]["state"], "skipped");
-    assert_eq!(tts["status"]["reason"], "not built yet");
+    let text = &old_report["records"][0];
+    assert_eq!(text["task"], "diffuse");
+    assert_eq!(text["status"]["state"], "skipped");
+    assert_eq!(text["status"]["reason"], "not built yet");
 
     let new = dir.path().join("new.json");
     let out = mlbench(&[
@@ -467,7 +472,7 @@ fn bench_skips_unavailable_devices_and_compares_reports() {
         assert!(table.contains("skipped: device 'cuda:0'"), "{table}");
     }
     assert!(table.contains("Compared with the report of"), "{table}");
-    assert!(table.contains("| tts |"), "{table}");
+    assert!(table.contains("| diffuse |"), "{table}");
 
     let err = fails(&mlbench(&[
         "bench",
@@ -673,8 +678,21 @@ fn tts_bad_inputs_fail_with_one_clear_line_and_no_file() {
     let e = run("hi", lonely.to_str().unwrap(), &[]);
     assert!(e.contains("v.onnx.json"), "{e}");
 
-    let e = fails(&mlbench(&["tts", "hi", "-o", wav.to_str().unwrap()]));
-    assert!(e.contains("--model"), "{e}");
+    // Without --model the catalog's default voice is fetched; offline with an empty cache that
+    // is one clear error, and no WAV.
+    let empty_cache = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mlbench"))
+        .args(["tts", "hi", "-o", wav.to_str().unwrap()])
+        .env("HF_HUB_CACHE", empty_cache.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let e = fails(&out);
+    assert!(
+        e.contains("HF_HUB_OFFLINE") && e.contains("--model PATH"),
+        "{e}"
+    );
+    assert!(!wav.exists());
     let e = fails(&mlbench(&["tts", "hi", "--model", &voice]));
     assert!(e.contains("-o"), "{e}");
 
@@ -850,4 +868,318 @@ fn classify_image_defaults_to_the_catalog_model_on_the_hub() {
         e.contains("google/vit-base-patch16-224") && e.contains("HF_HUB_OFFLINE"),
         "{e}"
     );
+}
+
+// ---- mlbench bench tts / classify-image (issue 9) ----
+
+/// A bench report's rows, read from its --json file.
+fn bench_rows(args: &[&str]) -> (String, Vec<Value>) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let table = ok(&mlbench(
+        &[args, &["--json", json.to_str().unwrap()]].concat(),
+    ));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    (table, report["records"].as_array().unwrap().clone())
+}
+
+/// `mlbench bench tts` on the medium voice shape with random weights: real-time factor, the
+/// model's stage split, and a Piper peer that cannot run on random weights is skipped, not a
+/// failure.
+#[test]
+fn bench_tts_random_voice_reports_real_time_factor_and_stages() {
+    let (table, rows) = bench_rows(&[
+        "bench",
+        "tts",
+        "--runs",
+        "2",
+        "--warmup",
+        "0",
+        "--text",
+        "Hi there. Bye!",
+        "--peers",
+    ]);
+    assert_eq!(rows.len(), 2, "{table}");
+    let ours = &rows[0];
+    assert_eq!(ours["status"]["state"], "ok", "{ours}");
+    assert_eq!(ours["model"], "piper en_US medium (random weights)");
+    assert_eq!(ours["config"], "2 sentences, 32 phoneme ids, batch 1");
+    assert_eq!(ours["run_s"]["n"], 2);
+    assert!(ours["load_s"].as_f64().unwrap() > 0.0);
+    let f = &ours["figures"];
+    assert_eq!(f["kind"], "tts");
+    // 32 ids at 2 frames of 256 samples, 22 050 Hz.
+    let audio_s = f["audio_s"].as_f64().unwrap();
+    assert!(
+        (audio_s - 32.0 * 2.0 * 256.0 / 22_050.0).abs() < 1e-9,
+        "{f}"
+    );
+    let rtf = f["real_time_factor"].as_f64().unwrap();
+    let median = ours["run_s"]["median"].as_f64().unwrap();
+    assert!((rtf - median / audio_s).abs() < 1e-9, "{f}");
+    let mut stage_sum = 0.0;
+    for stage in ["encode", "durations", "flow", "decode"] {
+        let s = f["stages_s"][stage].as_f64().unwrap();
+        assert!(s > 0.0, "{stage}: {f}");
+        stage_sum += s;
+    }
+    assert!(
+        stage_sum <= median * 1.5,
+        "stages {stage_sum} vs run {median}"
+    );
+    assert!(table.contains("RTF "), "{table}");
+
+    let peer = &rows[1];
+    assert_eq!(peer["implementation"], "piper-onnxruntime");
+    assert_eq!(peer["status"]["state"], "skipped", "{peer}");
+    assert!(peer["status"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("needs --model VOICE.onnx"));
+}
+
+/// `mlbench bench classify-image` on a real (tiny, committed) transformers checkpoint: one row
+/// per batch size with items/s and latency per batch; a missing peer venv is a skipped row with
+/// the setup script to run.
+#[test]
+fn bench_classify_image_reports_items_per_second_per_batch_size() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/vision-tiny-resnet");
+    let out = Command::new(env!("CARGO_BIN_EXE_mlbench"))
+        .args([
+            "bench",
+            "classify-image",
+            "--model",
+            model.to_str().unwrap(),
+        ])
+        .args([
+            "--batch-size",
+            "1,4",
+            "--runs",
+            "2",
+            "--warmup",
+            "0",
+            "--peers",
+        ])
+        .env("MLBENCH_TORCH_VENV", "/nonexistent/torch-venv")
+        .output()
+        .unwrap();
+    let table = ok(&out);
+    let lines: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("| classify-image |"))
+        .collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    for (line, batch) in lines[..2].iter().zip([1, 4]) {
+        assert!(
+            line.contains("| mlbench | vision-tiny-resnet | cpu | f32 |"),
+            "{line}"
+        );
+        assert!(line.contains(&format!("batch {batch}, 3×")), "{line}");
+        assert!(line.contains(&format!("ms per batch of {batch}")), "{line}");
+        assert!(line.contains("images/s"), "{line}");
+    }
+    for line in &lines[2..] {
+        assert!(line.contains("vision-tiny-resnet (pytorch)"), "{line}");
+        assert!(
+            line.contains("skipped: no peer venv at /nonexistent/torch-venv"),
+            "{line}"
+        );
+        assert!(line.contains("setup-transformers.sh"), "{line}");
+    }
+}
+
+/// The random ResNet-50 builds and runs (batch 1), and the throughput figures follow the median.
+#[test]
+fn bench_classify_image_random_resnet50_runs() {
+    let (table, rows) = bench_rows(&[
+        "bench",
+        "classify-image",
+        "--model",
+        "random:resnet-50",
+        "--batch-size",
+        "2",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+    ]);
+    assert_eq!(rows.len(), 1, "{table}");
+    let r = &rows[0];
+    assert_eq!(r["status"]["state"], "ok", "{r}");
+    assert_eq!(r["model"], "resnet-50 (random weights)");
+    assert_eq!(r["config"], "batch 2, 3×224×224");
+    let f = &r["figures"];
+    assert_eq!(f["kind"], "throughput");
+    assert_eq!(f["batch_size"], 2);
+    let median = r["run_s"]["median"].as_f64().unwrap();
+    assert!(
+        (f["items_per_s"].as_f64().unwrap() - 2.0 / median).abs() < 1e-9,
+        "{f}"
+    );
+    assert_eq!(f["batch_latency_s"].as_f64().unwrap(), median);
+}
+
+/// Flags that cannot work fail at once, with one clear error.
+#[test]
+fn bench_rejects_bad_task_flags() {
+    let err = fails(&mlbench(&["bench", "all", "--model", "random:tiny"]));
+    assert!(err.contains("--model"), "{err}");
+    let err = fails(&mlbench(&["bench", "classify-image", "--batch-size", "0"]));
+    assert!(err.contains("--batch-size"), "{err}");
+    let err = fails(&mlbench(&["bench", "tts", "--model", "random:large"]));
+    assert!(err.contains("random:medium"), "{err}");
+}
+
+fn tiny_mms(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/tts-tiny-mms")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn tts_speaks_with_an_mms_checkpoint_and_rejects_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("mms.wav");
+    let json: serde_json::Value = serde_json::from_str(&ok(&mlbench(&[
+        "tts",
+        "Hello world. A caf\u{e9} at 9!",
+        "--model",
+        &tiny_mms("multi"),
+        "--speaker",
+        "2",
+        "-o",
+        wav.to_str().unwrap(),
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(json["sample_rate"], 16_000);
+    assert_eq!(json["sentences"].as_array().unwrap().len(), 2);
+    let warnings = json["warnings"].to_string();
+    assert!(
+        warnings.contains('é') && warnings.contains('9'),
+        "{warnings}"
+    );
+    let reader = hound::WavReader::open(&wav).unwrap();
+    assert_eq!(reader.spec().sample_rate, 16_000);
+
+    let phonemes = ok(&mlbench(&[
+        "tts",
+        "Hello, World!",
+        "--model",
+        &tiny_mms("single"),
+        "--phonemes",
+    ]));
+    assert_eq!(phonemes.trim(), "hello world");
+
+    let never = dir.path().join("never.wav");
+    let run = |args: &[&str]| {
+        let mut all = vec!["tts"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-o", never.to_str().unwrap()]);
+        let e = fails(&mlbench(&all));
+        assert!(!never.exists(), "a failed run left {}", never.display());
+        e
+    };
+    let single = tiny_mms("single");
+    let e = run(&["?!", "--model", &single]);
+    assert!(e.contains("no character this voice knows"), "{e}");
+    let e = run(&["hi", "--model", &tiny_mms("multi"), "--speaker", "3"]);
+    assert!(e.contains("unknown speaker '3'"), "{e}");
+    let e = run(&["hi", "--model", dir.path().to_str().unwrap()]);
+    assert!(e.contains("neither a Piper voice"), "{e}");
+}
+
+// ---- mlbench bench classify-text (issue 9) ----
+
+/// `mlbench bench classify-text` on the committed tiny BERT classifier: one row per batch size
+/// with sentences/s, latency per batch and the tokens per text of the batch; a missing peer venv
+/// is a skipped transformers row.
+#[test]
+fn bench_classify_text_reports_sentences_per_second_per_batch_size() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/text-tiny-bert");
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_mlbench"))
+        .args(["bench", "classify-text", "--model", model.to_str().unwrap()])
+        .args([
+            "--batch-size",
+            "1,4",
+            "--runs",
+            "2",
+            "--warmup",
+            "0",
+            "--peers",
+        ])
+        .args(["--json", json.to_str().unwrap()])
+        .env("MLBENCH_TORCH_VENV", "/nonexistent/torch-venv")
+        .output()
+        .unwrap();
+    let table = ok(&out);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = report["records"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{table}");
+    for (r, batch) in rows[..2].iter().zip([1, 4]) {
+        assert_eq!(r["status"]["state"], "ok", "{r}");
+        assert_eq!(r["implementation"], "mlbench");
+        assert_eq!(r["model"], "text-tiny-bert");
+        let tokens = r["metrics"]["tokens_per_text"].as_f64().unwrap();
+        // 10–25 words, one or more tokens each, plus [CLS] and [SEP]; the tiny model cuts at 40.
+        assert!((12.0..=40.0).contains(&tokens), "{r}");
+        assert_eq!(
+            r["config"],
+            format!("batch {batch}, {tokens:.1} tokens/text")
+        );
+        assert!(r["load_s"].as_f64().unwrap() > 0.0);
+        let f = &r["figures"];
+        assert_eq!(f["batch_size"], batch);
+        let median = r["run_s"]["median"].as_f64().unwrap();
+        let per_s = f["items_per_s"].as_f64().unwrap();
+        assert!((per_s - batch as f64 / median).abs() < 1e-9, "{f}");
+    }
+    assert!(table.contains("sentences/s, "), "{table}");
+    assert!(table.contains("ms per batch of 4"), "{table}");
+    for r in &rows[2..] {
+        assert_eq!(r["model"], "text-tiny-bert (transformers)", "{r}");
+        assert_eq!(r["status"]["state"], "skipped", "{r}");
+        let reason = r["status"]["reason"].as_str().unwrap();
+        assert!(reason.contains("setup-transformers.sh"), "{reason}");
+    }
+}
+
+/// The random all-MiniLM-L6-v2 shape builds (its own WordPiece tokenizer, random weights) and
+/// embeds a small batch; a bad random name fails at once.
+#[test]
+fn bench_classify_text_random_minilm_runs() {
+    let (table, rows) = bench_rows(&[
+        "bench",
+        "classify-text",
+        "--model",
+        "random:minilm",
+        "--batch-size",
+        "3",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+    ]);
+    assert_eq!(rows.len(), 1, "{table}");
+    let r = &rows[0];
+    assert_eq!(r["status"]["state"], "ok", "{r}");
+    assert_eq!(r["model"], "minilm (random weights)");
+    // One token per word and punctuation mark, plus [CLS] and [SEP]: the first three
+    // sentences are 13 words + '.', 14 words + '.', 14 words + ',' + '.'.
+    let tokens = r["metrics"]["tokens_per_text"].as_f64().unwrap();
+    assert!((tokens - (16.0 + 17.0 + 18.0) / 3.0).abs() < 1e-9, "{r}");
+    assert_eq!(r["figures"]["batch_size"], 3);
+    assert!(table.contains("random weights"), "{table}");
+
+    let err = fails(&mlbench(&[
+        "bench",
+        "classify-text",
+        "--model",
+        "random:bert-large",
+    ]));
+    assert!(err.contains("random:minilm or random:bert-base"), "{err}");
 }

@@ -1,8 +1,8 @@
 //! The mlbench benchmarking harness: one way to measure, summarise and report every task.
 //!
-//! Each category (speech-to-text today; TTS, diffusion and classification later) brings its own
-//! workload, but they all need the same things, and numbers are only comparable when they are
-//! produced the same way:
+//! Each category (speech-to-text, text-to-speech and image classification today; diffusion and
+//! text classification later) brings its own workload, but they all need the same things, and
+//! numbers are only comparable when they are produced the same way:
 //!
 //! - [`measure`]: warm-up runs, then N timed runs or a time budget, on a monotonic clock, with
 //!   optional named stages inside a run (encoder / decoder) and load time kept apart;

@@ -4,8 +4,9 @@
 //! `config` text (input size, decoder steps, beam width) — the [`RowKey`] by which two reports are
 //! compared. Everything every task has (status, load time, run-time statistics, stages, peak
 //! memory) is a typed field; what only one kind of task has lives in [`Figures`], an enum tagged
-//! by `kind`, so that TTS, diffusion and classification add a variant without touching the others;
-//! and [`Record::metrics`] takes any extra number without a schema change.
+//! by `kind`, so that each category (STT, TTS, classification, later diffusion) adds a variant
+//! without touching the others; and [`Record::metrics`] takes any extra number without a schema
+//! change.
 
 use std::collections::BTreeMap;
 
@@ -92,6 +93,40 @@ impl SttFigures {
     }
 }
 
+/// Text-to-speech figures, from the median run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TtsFigures {
+    /// Seconds of audio synthesized per run.
+    pub audio_s: f64,
+    /// Run time ÷ audio time (below 1 is faster than real time).
+    pub real_time_factor: f64,
+    /// Audio seconds synthesized per second of run time.
+    pub audio_s_per_s: f64,
+    /// Sentences per run (one model call each).
+    pub sentences: usize,
+    /// Phoneme ids per run, over all sentences.
+    pub phoneme_ids: usize,
+    /// Median seconds per run of each model stage (`encode`, `durations`, `flow`, `decode`),
+    /// where the implementation times them.
+    #[serde(default)]
+    pub stages_s: BTreeMap<String, f64>,
+}
+
+impl TtsFigures {
+    /// Figures for `audio_s` seconds of audio from `phoneme_ids` ids in `sentences` sentences,
+    /// synthesized in `run_s` seconds.
+    pub fn new(audio_s: f64, run_s: f64, sentences: usize, phoneme_ids: usize) -> Self {
+        Self {
+            audio_s,
+            real_time_factor: run_s / audio_s,
+            audio_s_per_s: audio_s / run_s,
+            sentences,
+            phoneme_ids,
+            stages_s: BTreeMap::new(),
+        }
+    }
+}
+
 /// Generic throughput: items (images, sentences, clips) per second.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThroughputFigures {
@@ -103,6 +138,9 @@ pub struct ThroughputFigures {
     pub items_per_s: f64,
     /// Batch size, where the run is batched.
     pub batch_size: Option<usize>,
+    /// Median seconds per batch (one batched forward pass), where the run is batched.
+    #[serde(default)]
+    pub batch_latency_s: Option<f64>,
 }
 
 impl ThroughputFigures {
@@ -113,6 +151,16 @@ impl ThroughputFigures {
             unit: unit.into(),
             items_per_s: items / run_s,
             batch_size: None,
+            batch_latency_s: None,
+        }
+    }
+
+    /// One run is one batch of `batch_size` items taking `run_s` seconds.
+    pub fn batch(batch_size: usize, unit: impl Into<String>, run_s: f64) -> Self {
+        Self {
+            batch_size: Some(batch_size),
+            batch_latency_s: Some(run_s),
+            ..Self::new(batch_size as f64, unit, run_s)
         }
     }
 }
@@ -146,6 +194,8 @@ pub enum Figures {
     None,
     /// Speech-to-text.
     Stt(SttFigures),
+    /// Text-to-speech.
+    Tts(TtsFigures),
     /// Items per second.
     Throughput(ThroughputFigures),
     /// GFLOP/s of a kernel.
@@ -161,7 +211,8 @@ impl Figures {
         match self {
             Self::None | Self::Unknown => String::new(),
             Self::Stt(s) => stt_summary(s),
-            Self::Throughput(t) => format!("{:.2} {}/s", t.items_per_s, t.unit),
+            Self::Tts(t) => tts_summary(t),
+            Self::Throughput(t) => throughput_summary(t),
             Self::Kernel(k) => format!("{:.1} GFLOP/s", k.gflops),
         }
     }
@@ -181,6 +232,29 @@ fn stt_summary(s: &SttFigures) -> String {
         (None, None) => {}
     }
     parts.join(", ")
+}
+
+fn tts_summary(t: &TtsFigures) -> String {
+    let mut parts = vec![
+        format!("RTF {:.4}", t.real_time_factor),
+        format!("{:.1} audio-s/s", t.audio_s_per_s),
+    ];
+    let split: Vec<String> = ["encode", "durations", "flow", "decode"]
+        .iter()
+        .filter_map(|s| t.stages_s.get(*s).map(|v| format!("{s} {v:.3}")))
+        .collect();
+    if !split.is_empty() {
+        parts.push(format!("{} s", split.join(" / ")));
+    }
+    parts.join(", ")
+}
+
+fn throughput_summary(t: &ThroughputFigures) -> String {
+    let rate = format!("{:.2} {}/s", t.items_per_s, t.unit);
+    match (t.batch_size, t.batch_latency_s) {
+        (Some(b), Some(s)) => format!("{rate}, {:.1} ms per batch of {b}", s * 1000.0),
+        _ => rate,
+    }
 }
 
 /// One result row.
@@ -294,6 +368,37 @@ mod tests {
             s.contains("RTF 0.0200") && s.contains("5.00 ms/token"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn tts_figures_follow_the_median() {
+        let mut f = TtsFigures::new(4.0, 0.2, 2, 120);
+        assert!((f.real_time_factor - 0.05).abs() < 1e-12);
+        assert!((f.audio_s_per_s - 20.0).abs() < 1e-9);
+        f.stages_s.insert("decode".into(), 0.125);
+        f.stages_s.insert("encode".into(), 0.01);
+        let s = Figures::Tts(f).summary();
+        assert_eq!(
+            s,
+            "RTF 0.0500, 20.0 audio-s/s, encode 0.010 / decode 0.125 s"
+        );
+    }
+
+    #[test]
+    fn batch_throughput_reports_latency() {
+        let f = ThroughputFigures::batch(8, "images", 0.25);
+        assert!((f.items_per_s - 32.0).abs() < 1e-12);
+        assert_eq!(f.batch_latency_s, Some(0.25));
+        assert_eq!(
+            Figures::Throughput(f).summary(),
+            "32.00 images/s, 250.0 ms per batch of 8"
+        );
+        // Reports written before batch_latency_s existed still read.
+        let old: ThroughputFigures = serde_json::from_str(
+            r#"{"items_per_run":1.0,"unit":"images","items_per_s":2.0,"batch_size":null}"#,
+        )
+        .unwrap();
+        assert_eq!(old.batch_latency_s, None);
     }
 
     #[test]

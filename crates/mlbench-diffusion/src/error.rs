@@ -16,6 +16,12 @@ pub enum Error {
     /// A tensor operation failed.
     #[error("tensor error: {0}")]
     Candle(#[from] candle_core::Error),
+    /// A LoRA file could not be read, or does not fit the model it is applied to.
+    #[error("{0}")]
+    Lora(String),
+    /// A single-file checkpoint (or a safetensors file) could not be read or mapped.
+    #[error("{0}")]
+    Checkpoint(String),
 }
 
 /// Result alias of this crate.

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{DType, Device};
-use mlbench_core::source::ModelFiles;
+use mlbench_core::source::{ModelFiles, ModelSource};
 use mlbench_core::timing::Timings;
 use serde::Deserialize;
 
 use crate::error::{Result, TtsError};
+use crate::mms::MmsVoice;
 use crate::onnx;
 use crate::phonemize::{EspeakNg, PhonemeIds, Phonemizer};
 use crate::vits::{Scales, Utterance, Vits, VitsConfig};
@@ -187,7 +188,11 @@ pub fn find_onnx(files: &ModelFiles) -> Result<PathBuf> {
         .filter(|n| n.ends_with(".onnx"))
         .collect();
     match names.as_slice() {
-        [one] => Ok(files.get(one)?),
+        [one] => {
+            // The config too, so that a hub voice has it beside the .onnx.
+            files.get_optional(&format!("{one}.json"))?;
+            Ok(files.get(one)?)
+        }
         [] => Err(TtsError::VoiceConfig {
             path: PathBuf::from(files.source().describe()),
             detail: "no .onnx voice file here (a Piper voice is NAME.onnx + NAME.onnx.json)".into(),
@@ -285,66 +290,12 @@ impl PiperVoice {
 
     /// The speaker id for a name or number.
     pub fn speaker_id(&self, speaker: Option<&str>) -> Result<Option<usize>> {
-        let Some(s) = speaker else {
-            return Ok(None);
-        };
-        if let Some(&id) = self.config.speaker_id_map.get(s) {
-            return Ok(Some(id));
-        }
         let n = self.config.num_speakers.max(self.model.config().n_speakers);
-        match s.parse::<usize>() {
-            Ok(id) if id < n && n > 1 => Ok(Some(id)),
-            _ if n <= 1 => Err(TtsError::UnknownSpeaker(format!(
-                "unknown speaker '{s}': this voice has a single speaker"
-            ))),
-            _ => {
-                let mut names: Vec<&String> = self.config.speaker_id_map.keys().collect();
-                names.sort();
-                Err(TtsError::UnknownSpeaker(format!(
-                    "unknown speaker '{s}': use an id below {n}{}",
-                    if names.is_empty() {
-                        String::new()
-                    } else {
-                        format!(
-                            " or a name ({})",
-                            names
-                                .iter()
-                                .take(10)
-                                .map(|s| s.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
-                    }
-                )))
-            }
-        }
+        speaker_id(speaker, &self.config.speaker_id_map, n)
     }
 
     fn scales(&self, p: &SynthesisParams) -> Result<Scales> {
-        let d = self.config.inference;
-        let s = Scales {
-            noise_scale: p.noise_scale.unwrap_or(d.noise_scale),
-            length_scale: p.length_scale.unwrap_or(d.length_scale),
-            noise_w: p.noise_w.unwrap_or(d.noise_w),
-        };
-        if !(s.length_scale > 0.0 && s.length_scale <= 20.0) {
-            return Err(TtsError::InvalidParams(format!(
-                "length scale must be in (0, 20], got {}",
-                s.length_scale
-            )));
-        }
-        if !(s.noise_scale >= 0.0 && s.noise_w >= 0.0) {
-            return Err(TtsError::InvalidParams(
-                "noise scales must be non-negative".into(),
-            ));
-        }
-        if !(p.sentence_silence >= 0.0 && p.sentence_silence <= 60.0) {
-            return Err(TtsError::InvalidParams(format!(
-                "sentence silence must be in [0, 60] seconds, got {}",
-                p.sentence_silence
-            )));
-        }
-        Ok(s)
+        resolve_scales(self.config.inference, p)
     }
 
     /// Phoneme ids → raw samples of one utterance (no normalisation, no silence).
@@ -362,24 +313,63 @@ impl PiperVoice {
         let t0 = Instant::now();
         let sentences = self.phonemize(text)?;
         timings.record("phonemize", t0.elapsed());
-        let mut warnings = Vec::new();
         let mut missing_all: Vec<char> = Vec::new();
-        let silence = (params.sentence_silence * self.sample_rate() as f32).round() as usize;
-        let mut samples = Vec::new();
-        for (i, s) in sentences.iter().enumerate() {
-            let (ids, missing) = self.phoneme_ids(s);
+        let mut ids = Vec::with_capacity(sentences.len());
+        for s in &sentences {
+            let (sentence_ids, missing) = self.phoneme_ids(s);
             for c in missing {
                 if !missing_all.contains(&c) {
                     missing_all.push(c);
                 }
             }
+            ids.push(sentence_ids);
+        }
+        let mut warnings = Vec::new();
+        if !missing_all.is_empty() {
+            let list: String = missing_all.iter().map(|c| format!(" '{c}'")).collect();
+            warnings.push(format!("skipped phonemes this voice does not have:{list}"));
+        }
+        let run = Run {
+            model: &self.model,
+            speaker,
+            scales,
+            params,
+            sample_rate: self.sample_rate(),
+        };
+        let samples = run.sentences(&ids, &mut timings)?;
+        Ok(Speech {
+            samples,
+            sample_rate: self.sample_rate(),
+            sentences,
+            warnings,
+            timings,
+        })
+    }
+}
+
+/// One synthesis: a model, its speaker and scales, for several sentences.
+pub(crate) struct Run<'a> {
+    pub model: &'a Vits,
+    pub speaker: Option<usize>,
+    pub scales: Scales,
+    pub params: &'a SynthesisParams,
+    pub sample_rate: u32,
+}
+
+impl Run<'_> {
+    /// Sentences of ids → samples, each sentence (normalised if asked) followed by the
+    /// sentence silence; sentence `i` uses seed `seed + i`.
+    pub fn sentences(&self, sentences: &[Vec<i64>], timings: &mut Timings) -> Result<Vec<f32>> {
+        let silence = (self.params.sentence_silence * self.sample_rate as f32).round() as usize;
+        let mut samples = Vec::new();
+        for (i, ids) in sentences.iter().enumerate() {
             let t = Instant::now();
-            let seed = params.seed.wrapping_add(i as u64);
-            let utterance = self.model.infer(&ids, speaker, scales, seed)?;
+            let seed = self.params.seed.wrapping_add(i as u64);
+            let utterance = self.model.infer(ids, self.speaker, self.scales, seed)?;
             timings.record("synthesize", t.elapsed());
             timings.merge(&utterance.timings);
             let mut audio = utterance.samples;
-            if params.normalize {
+            if self.params.normalize {
                 let peak = audio.iter().fold(0f32, |m, v| m.max(v.abs()));
                 if peak > 1e-8 {
                     audio.iter_mut().for_each(|v| *v /= peak);
@@ -388,17 +378,173 @@ impl PiperVoice {
             samples.extend(audio);
             samples.extend(std::iter::repeat_n(0.0, silence));
         }
-        if !missing_all.is_empty() {
-            let list: String = missing_all.iter().map(|c| format!(" '{c}'")).collect();
-            warnings.push(format!("skipped phonemes this voice does not have:{list}"));
+        Ok(samples)
+    }
+}
+
+/// The speaker id for a name (`names`) or a number below `n`; `None` for the default speaker.
+pub fn speaker_id(
+    speaker: Option<&str>,
+    names: &HashMap<String, usize>,
+    n: usize,
+) -> Result<Option<usize>> {
+    let Some(s) = speaker else {
+        return Ok(None);
+    };
+    if let Some(&id) = names.get(s) {
+        return Ok(Some(id));
+    }
+    match s.parse::<usize>() {
+        Ok(id) if id < n && n > 1 => Ok(Some(id)),
+        _ if n <= 1 => Err(TtsError::UnknownSpeaker(format!(
+            "unknown speaker '{s}': this voice has a single speaker"
+        ))),
+        _ => {
+            let mut list: Vec<&String> = names.keys().collect();
+            list.sort();
+            let names = if list.is_empty() {
+                String::new()
+            } else {
+                let shown: Vec<&str> = list.iter().take(10).map(|s| s.as_str()).collect();
+                format!(" or a name ({})", shown.join(", "))
+            };
+            Err(TtsError::UnknownSpeaker(format!(
+                "unknown speaker '{s}': use an id below {n}{names}"
+            )))
         }
-        Ok(Speech {
-            samples,
-            sample_rate: self.sample_rate(),
-            sentences,
-            warnings,
-            timings,
+    }
+}
+
+/// The scales of `p`, the voice's `defaults` where `p` leaves them out, checked.
+pub fn resolve_scales(defaults: InferenceConfig, p: &SynthesisParams) -> Result<Scales> {
+    let d = defaults;
+    let s = Scales {
+        noise_scale: p.noise_scale.unwrap_or(d.noise_scale),
+        length_scale: p.length_scale.unwrap_or(d.length_scale),
+        noise_w: p.noise_w.unwrap_or(d.noise_w),
+    };
+    if !(s.length_scale > 0.0 && s.length_scale <= 20.0) {
+        return Err(TtsError::InvalidParams(format!(
+            "length scale must be in (0, 20], got {}",
+            s.length_scale
+        )));
+    }
+    if !(s.noise_scale >= 0.0 && s.noise_w >= 0.0) {
+        return Err(TtsError::InvalidParams(
+            "noise scales must be non-negative".into(),
+        ));
+    }
+    if !(p.sentence_silence >= 0.0 && p.sentence_silence <= 60.0) {
+        return Err(TtsError::InvalidParams(format!(
+            "sentence silence must be in [0, 60] seconds, got {}",
+            p.sentence_silence
+        )));
+    }
+    Ok(s)
+}
+
+/// A voice of either kind, chosen from the files present.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Voice {
+    /// A Piper voice (`.onnx` + `.onnx.json`).
+    Piper(PiperVoice),
+    /// An MMS-TTS / transformers `VitsModel` checkpoint.
+    Mms(MmsVoice),
+}
+
+/// The sentences the front end made of a text, for display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontEnd {
+    /// Phonemes (Piper) or normalised characters (MMS).
+    pub text: String,
+    /// The model's input ids.
+    pub ids: Vec<i64>,
+    /// Characters skipped because the voice lacks them.
+    pub skipped: Vec<char>,
+}
+
+impl Voice {
+    /// Loads a Piper voice (a `.onnx`, or a folder holding one) or a transformers `VitsModel`
+    /// checkpoint (`config.json`, `vocab.json`, `model.safetensors`).
+    pub fn load(files: &ModelFiles, device: &Device, dtype: DType) -> Result<Self> {
+        let names = files.list()?;
+        let has = |n: &str| {
+            names
+                .iter()
+                .any(|x| x == n || x.ends_with(&format!("/{n}")))
+        };
+        let single_safetensors = matches!(files.source(), ModelSource::File(p)
+            if p.extension().is_some_and(|e| e == "safetensors"));
+        if single_safetensors || has("config.json") && has("vocab.json") {
+            return Ok(Self::Mms(MmsVoice::load(files, device, dtype)?));
+        }
+        if names.iter().any(|n| n.ends_with(".onnx")) {
+            return Ok(Self::Piper(PiperVoice::load(files, device, dtype)?));
+        }
+        Err(TtsError::VoiceConfig {
+            path: PathBuf::from(files.source().describe()),
+            detail: "not a voice: neither a Piper voice (NAME.onnx + NAME.onnx.json) nor a transformers VitsModel / MMS-TTS checkpoint (config.json, vocab.json, model.safetensors)".into(),
         })
+    }
+
+    /// Output sample rate.
+    pub fn sample_rate(&self) -> u32 {
+        match self {
+            Self::Piper(v) => v.sample_rate(),
+            Self::Mms(v) => v.sample_rate(),
+        }
+    }
+
+    /// The speaker id for a name or number.
+    pub fn speaker_id(&self, speaker: Option<&str>) -> Result<Option<usize>> {
+        match self {
+            Self::Piper(v) => v.speaker_id(speaker),
+            Self::Mms(v) => v.speaker_id(speaker),
+        }
+    }
+
+    /// What the front end makes of `text`, one entry per sentence.
+    pub fn front_end(&self, text: &str) -> Result<Vec<FrontEnd>> {
+        match self {
+            Self::Piper(v) => Ok(v
+                .phonemize(text)?
+                .into_iter()
+                .map(|s| {
+                    let (ids, skipped) = v.phoneme_ids(&s);
+                    FrontEnd {
+                        text: s,
+                        ids,
+                        skipped,
+                    }
+                })
+                .collect()),
+            Self::Mms(v) => Ok(v
+                .encode(text)?
+                .into_iter()
+                .map(|e| FrontEnd {
+                    text: e.text,
+                    ids: e.ids,
+                    skipped: e.skipped,
+                })
+                .collect()),
+        }
+    }
+
+    /// Text → speech.
+    pub fn synthesize(&self, text: &str, params: &SynthesisParams) -> Result<Speech> {
+        match self {
+            Self::Piper(v) => v.synthesize(text, params),
+            Self::Mms(v) => v.synthesize(text, params),
+        }
+    }
+
+    /// Model input ids → raw samples of one utterance.
+    pub fn synthesize_ids(&self, ids: &[i64], params: &SynthesisParams) -> Result<Utterance> {
+        match self {
+            Self::Piper(v) => v.synthesize_ids(ids, params),
+            Self::Mms(v) => v.synthesize_ids(ids, params),
+        }
     }
 }
 

@@ -6,35 +6,62 @@
 //! become "skipped" rows with the reason, so one command line works on every machine and two
 //! reports from different machines still line up row by row. A row whose run fails is reported
 //! in the table too, and makes the command exit non-zero after printing it.
+//!
+//! Each task is one module with the same shape: `pub fn bench(&BenchArgs, &Plan, &Progress) ->
+//! Result<Vec<Record>>`, listed in [`TASKS`]. Inside, it resolves `--model` (no model: the real
+//! architecture with random weights), then for every device × dtype of the [`Plan`] opens the
+//! device ([`open_device`]), loads once (timed apart) and measures with
+//! `mlbench_bench::measure`; with `--peers` it adds the peers' rows through [`peers`], which
+//! also puts mlbench's time as a ratio of theirs in the same table.
 
+mod classify_image;
+mod classify_text;
 mod peers;
 mod stt;
+pub mod tts;
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use candle_core::Device;
 use mlbench_bench::compare::compare;
 use mlbench_bench::env::Environment;
 use mlbench_bench::measure::{MeasureConfig, Runs};
 use mlbench_bench::record::{Record, RowKey, Status};
 use mlbench_bench::report::Report;
-use mlbench_core::device::{DTypeSpec, DeviceSpec};
+use mlbench_core::device::{device_name, DTypeSpec, DeviceSpec};
+use mlbench_core::progress::Progress;
 
 use crate::cli::BenchArgs;
 
-/// Every task name `mlbench bench` accepts, in the order `all` runs them.
-const TASKS: [&str; 5] = ["stt", "tts", "diffuse", "classify-image", "classify-text"];
+/// One task's benchmark: every configuration of the plan, peers included with `--peers`.
+type TaskBench = fn(&BenchArgs, &Plan, &Progress) -> Result<Vec<Record>>;
+
+/// Every task name `mlbench bench` accepts, in the order `all` runs them, with its benchmark
+/// (`None`: not built yet, a skipped row).
+const TASKS: [(&str, Option<TaskBench>); 5] = [
+    ("stt", Some(stt::bench)),
+    ("tts", Some(tts::bench)),
+    ("diffuse", None),
+    ("classify-image", Some(classify_image::bench)),
+    ("classify-text", Some(classify_text::bench)),
+];
 
 pub fn run(args: BenchArgs) -> Result<()> {
     // Bad flags and an unreadable --compare file fail before minutes of benchmarking.
     let old = args.compare.as_deref().map(read_report).transpose()?;
     let plan = Plan::from_args(&args)?;
+    if args.task == "all" && args.model.is_some() {
+        bail!(
+            "--model names the model of one task: use it with stt, tts or classify-image, not all"
+        );
+    }
     let progress = crate::progress::bars(false);
     let mut records = Vec::new();
-    for task in tasks(&args.task) {
-        match task {
-            "stt" => records.extend(stt::bench(&args, &plan, &progress)?),
-            other => records.push(not_built(other)),
+    for (task, bench) in tasks(&args.task) {
+        match bench {
+            Some(bench) => records.extend(bench(&args, &plan, &progress)?),
+            None => records.push(not_built(task)),
         }
     }
     let report = Report::new(std::env::args().collect(), Environment::capture(), records);
@@ -131,10 +158,32 @@ fn measure_config(args: &BenchArgs) -> Result<MeasureConfig> {
     })
 }
 
-fn tasks(task: &str) -> Vec<&'static str> {
-    match task {
-        "all" => TASKS.to_vec(),
-        t => TASKS.iter().copied().filter(|&x| x == t).collect(),
+fn tasks(task: &str) -> Vec<(&'static str, Option<TaskBench>)> {
+    TASKS
+        .iter()
+        .copied()
+        .filter(|&(name, _)| task == "all" || name == task)
+        .collect()
+}
+
+/// The device of `spec` and its column name (`auto` is named after what it chose), or why it
+/// cannot be opened here (the reason of a skipped row).
+pub fn open_device(spec: DeviceSpec) -> Result<(Device, String), String> {
+    let device = spec.select().map_err(|e| e.to_string())?;
+    let name = match spec {
+        DeviceSpec::Auto => device_name(&device),
+        spec => spec.to_string(),
+    };
+    Ok((device, name))
+}
+
+/// The model column of a local path: its last component, so that reports from machines with
+/// other home folders line up; anything else (catalog id, hub repo) as given.
+pub fn model_label(spec: &str) -> String {
+    let path = Path::new(spec);
+    match path.file_name() {
+        Some(name) if path.exists() => name.to_string_lossy().into_owned(),
+        _ => spec.to_string(),
     }
 }
 

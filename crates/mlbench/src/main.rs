@@ -3,9 +3,11 @@
 
 mod bench;
 mod cli;
+mod diffuse;
 mod models;
 mod progress;
 mod stt;
+mod text;
 mod tts;
 mod vision;
 mod write;
@@ -42,6 +44,9 @@ fn main() -> ExitCode {
         cli::Command::Bench(a) => bench::run(*a),
         cli::Command::ClassifyImage(a) => vision::run(*a),
         cli::Command::Tts(a) => tts::run(*a),
+        cli::Command::ClassifyText(a) => text::classify(*a),
+        cli::Command::Embed(a) => text::embed(*a),
+        cli::Command::Diffuse(a) => diffuse::run(*a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,5 @@
-//! `mlbench tts`: text (argument, file or stdin) → phonemes → speech → 16-bit WAV.
+//! `mlbench tts`: text (argument, file or stdin) → phonemes or characters → speech → 16-bit WAV,
+//! with a Piper voice or an MMS-TTS (transformers `VitsModel`) checkpoint.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -8,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use mlbench_core::catalog::Catalog;
 use mlbench_core::device::{DTypeSpec, DeviceSpec};
 use mlbench_core::source::ModelFiles;
-use mlbench_tts::voice::{write_wav, PiperVoice, SynthesisParams};
+use mlbench_tts::voice::{write_wav, SynthesisParams, Voice};
 
 use crate::cli::TtsArgs;
 
@@ -22,36 +23,41 @@ pub fn run(args: TtsArgs) -> Result<()> {
     if args.json && output == Some(Path::new("-")) {
         bail!("--json prints to stdout: write the audio to a file with -o FILE.wav");
     }
-    let spec = args.model.as_deref().context(
-        "no voice given: pass --model VOICE.onnx (a Piper voice, with VOICE.onnx.json beside it) or a folder holding one",
-    )?;
     let device = args.device.device.parse::<DeviceSpec>()?.select()?;
     let dtype = match &args.device.dtype {
         Some(d) => d.parse::<DTypeSpec>()?,
         None => DTypeSpec::default_for(&device),
     };
     let catalog = Catalog::builtin()?;
+    // Like `piper`, a voice is needed; without --model the catalog's default voice is fetched.
+    let spec = match args.model.as_deref() {
+        Some(m) => m,
+        None => catalog
+            .default_for("tts")
+            .context(
+                "no voice given: pass --model with a Piper VOICE.onnx (its .onnx.json beside it), an MMS-TTS checkpoint (hub repo id such as facebook/mms-tts-eng, or a folder), or a catalog id (`mlbench models list`)",
+            )?
+            .id
+            .as_str(),
+    };
     let files = ModelFiles::from_spec(spec, &catalog, crate::progress::bars(false))?;
     let load_start = Instant::now();
-    let voice = PiperVoice::load(&files, &device, dtype.dtype())?;
+    let voice = Voice::load(&files, &device, dtype.dtype())?;
     let load_s = load_start.elapsed().as_secs_f64();
     // Checked before any work, so a bad speaker fails fast.
     voice.speaker_id(params.speaker.as_deref())?;
 
     if args.phonemes {
-        let sentences = voice.phonemize(&text)?;
+        let sentences = voice.front_end(&text)?;
         if args.json {
             let lines: Vec<serde_json::Value> = sentences
                 .iter()
-                .map(|s| {
-                    let (ids, missing) = voice.phoneme_ids(s);
-                    serde_json::json!({ "phonemes": s, "ids": ids, "skipped": missing })
-                })
+                .map(|s| serde_json::json!({ "phonemes": s.text, "ids": s.ids, "skipped": s.skipped }))
                 .collect();
             println!("{}", serde_json::to_string_pretty(&lines)?);
         } else {
             for s in &sentences {
-                println!("{s}");
+                println!("{}", s.text);
             }
         }
         return Ok(());

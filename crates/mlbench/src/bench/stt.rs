@@ -24,22 +24,24 @@ use mlbench_bench::measure::{measure, timed, Measurement};
 use mlbench_bench::memory;
 use mlbench_bench::record::{Figures, Record, RowKey, SttFigures};
 use mlbench_core::catalog::Catalog;
-use mlbench_core::device::{device_name, DTypeSpec, DeviceSpec};
+use mlbench_core::device::{DTypeSpec, DeviceSpec};
 use mlbench_core::progress::Progress;
 use mlbench_core::source::ModelFiles;
 use mlbench_stt::mel::{LogMel, N_FRAMES, N_SAMPLES};
 use mlbench_stt::model::{Config, Weights, Whisper};
 use mlbench_stt::transcribe::{TranscribeParams, Transcriber};
 
-use super::{peers, Plan};
+use super::{open_device, peers, Plan};
 use crate::cli::BenchArgs;
 
 const SAMPLE_RATE: f64 = 16_000.0;
 const WINDOW_S: f64 = (N_SAMPLES as f64) / SAMPLE_RATE;
 const PROMPT_LEN: usize = 4;
+/// Without `--model`: Whisper tiny's architecture with random weights.
+const DEFAULT_MODEL: &str = "random:tiny";
 
 pub fn bench(args: &BenchArgs, plan: &Plan, progress: &Progress) -> Result<Vec<Record>> {
-    let model = ModelChoice::resolve(&args.model, progress)?;
+    let model = ModelChoice::resolve(args.model.as_deref().unwrap_or(DEFAULT_MODEL), progress)?;
     let max_steps = 448 - PROMPT_LEN;
     if args.tokens == 0 || args.tokens > max_steps {
         bail!("--tokens must be between 1 and {max_steps}");
@@ -67,9 +69,78 @@ pub fn bench(args: &BenchArgs, plan: &Plan, progress: &Progress) -> Result<Vec<R
         }
     }
     if args.peers {
-        records.push(peers::faster_whisper(args, &model, &input, &records));
+        records.push(faster_whisper(args, &model, &input, &records, progress));
     }
     Ok(records)
+}
+
+/// faster-whisper (CTranslate2, float32, greedy) transcribing `--audio` with `--model`'s
+/// CTranslate2 weights, compared with mlbench's CPU f32 transcription row.
+fn faster_whisper(
+    args: &BenchArgs,
+    model: &ModelChoice,
+    input: &Input,
+    mlbench_rows: &[Record],
+    progress: &Progress,
+) -> Record {
+    let peer = peers::FASTER_WHISPER;
+    let key = peer.key(&RowKey {
+        task: "stt".into(),
+        model: model.label(),
+        device: "cpu".into(),
+        dtype: "f32".into(),
+        config: input.transcribe_label(),
+    });
+    match run_faster_whisper(args, model, input, progress) {
+        Ok(out) => {
+            let implementation = format!(
+                "faster-whisper {} (ctranslate2 {}, float32)",
+                out.version, out.ctranslate2_version
+            );
+            let mut record = peer.timed(key, implementation, 1, &out.times_s, mlbench_rows);
+            if let (Some(audio_s), Some(run_s)) = (input.audio_s(), record.median_s()) {
+                record.figures = Figures::Stt(SttFigures::new(audio_s, run_s));
+            }
+            record
+        }
+        Err(reason) => peer.skipped(key, reason),
+    }
+}
+
+/// What `faster_whisper_stt.py` prints.
+#[derive(Debug, serde::Deserialize)]
+struct FasterWhisperOutput {
+    version: String,
+    ctranslate2_version: String,
+    times_s: Vec<f64>,
+}
+
+fn run_faster_whisper(
+    args: &BenchArgs,
+    model: &ModelChoice,
+    input: &Input,
+    progress: &Progress,
+) -> Result<FasterWhisperOutput, String> {
+    let audio = args
+        .audio
+        .as_deref()
+        .ok_or("needs --audio FILE: the peer transcribes real speech")?;
+    let ct2 = model
+        .ct2_dir()
+        .ok_or("needs --model with CTranslate2 weights (a faster-whisper folder with model.bin)")?;
+    let mut peer_args: Vec<std::ffi::OsString> = vec!["--model".into(), ct2.into()];
+    for (flag, value) in [
+        ("--compute-type", "float32".to_string()),
+        ("--beam-size", "1".to_string()),
+        ("--threads", peers::threads().to_string()),
+        ("--runs", args.runs.to_string()),
+        ("--language", input.language.clone()),
+    ] {
+        peer_args.push(flag.into());
+        peer_args.push(value.into());
+    }
+    peer_args.push(audio.into());
+    peers::FASTER_WHISPER.run(progress, &peer_args)
 }
 
 /// The sizes `random:NAME` builds, with the released models' hyper-parameters.
@@ -147,13 +218,7 @@ impl ModelChoice {
     pub fn label(&self) -> String {
         match self {
             Self::Random(size) => format!("whisper {} (random weights)", size.name()),
-            Self::Real { spec, .. } => {
-                let path = Path::new(spec);
-                match path.file_name() {
-                    Some(name) if path.exists() => name.to_string_lossy().into_owned(),
-                    _ => spec.clone(),
-                }
-            }
+            Self::Real { spec, .. } => super::model_label(spec),
         }
     }
 
@@ -277,24 +342,20 @@ impl Case<'_> {
     /// The rows of this case; every failure becomes a row.
     fn run(&self) -> Vec<Record> {
         let wants_transcription = self.input.audio.is_some();
-        let device = match self.spec.select() {
+        let (device, name) = match open_device(self.spec) {
             Ok(d) => d,
-            Err(e) => {
+            Err(reason) => {
                 let name = self.spec.to_string();
                 let mut rows = vec![Record::skipped(
                     self.key(&name, &self.input.window_label),
-                    e.to_string(),
+                    reason.clone(),
                 )];
                 if wants_transcription {
                     let key = self.key(&name, &self.input.transcribe_label());
-                    rows.push(Record::skipped(key, e.to_string()));
+                    rows.push(Record::skipped(key, reason));
                 }
                 return rows;
             }
-        };
-        let name = match self.spec {
-            DeviceSpec::Auto => device_name(&device),
-            spec => spec.to_string(),
         };
         memory::reset_peak();
         let loaded = match timed(|| self.model.load(&device, self.dtype.dtype())) {

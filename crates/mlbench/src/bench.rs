@@ -53,7 +53,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let plan = Plan::from_args(&args)?;
     if args.task == "all" && args.model.is_some() {
         bail!(
-            "--model names the model of one task: use it with stt, tts or classify-image, not all"
+            "--model names the model of one task: use it with stt, tts, classify-image or classify-text, not all"
         );
     }
     let progress = crate::progress::bars(false);

@@ -1,7 +1,6 @@
 //! `mlbench diffuse`: check the arguments, load the pipeline (with LoRAs), generate, write PNGs
 //! atomically with their `parameters` chunk.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -135,7 +134,7 @@ pub fn run(args: DiffuseArgs) -> Result<()> {
             denoising_strength: params.init_image.as_ref().map(|_| args.strength),
         }
         .to_text();
-        write_atomic(path, &encode_png(img, &text)?)?;
+        crate::write::atomic(path, &encode_png(img, &text)?)?;
         summaries.push(ImageSummary {
             path: path.clone(),
             seed,
@@ -196,20 +195,4 @@ fn model_name(spec: &str) -> String {
     Path::new(trimmed)
         .file_name()
         .map_or(trimmed.to_string(), |n| n.to_string_lossy().into_owned())
-}
-
-/// Writes `bytes` to a temp file beside `path`, then renames it: no partial PNG on failure.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("{}: cannot create output file", path.display()))?;
-    tmp.write_all(bytes)
-        .with_context(|| format!("{}: write failed", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("{}: cannot write output file", path.display()))?;
-    Ok(())
 }

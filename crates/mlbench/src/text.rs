@@ -1,7 +1,7 @@
 //! `mlbench classify-text` and `mlbench embed`: read texts (arguments, a file or stdin, one per
 //! line), load the model, run the library's pipeline, print; truncation warnings go to stderr.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -110,7 +110,7 @@ pub fn embed(args: EmbedArgs) -> Result<()> {
     warn(&out.truncated);
     if npy {
         let path = args.output.as_deref().unwrap_or(Path::new("-"));
-        return write_bytes(path, &mlbench_text::embed::to_npy(&out.vectors)?);
+        return crate::write::bytes(Some(path), &mlbench_text::embed::to_npy(&out.vectors)?);
     }
     let text = if args.json {
         let rows: Vec<serde_json::Value> = texts
@@ -208,25 +208,4 @@ fn read_texts(args: &[String], file: Option<&Path>) -> Result<Vec<String>> {
         }
     };
     Ok(texts)
-}
-
-/// Writes `bytes` to `path` through a temporary file renamed into place, or to stdout for `-`.
-fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
-    if path == Path::new("-") {
-        let mut out = std::io::stdout().lock();
-        out.write_all(bytes).context("writing to stdout")?;
-        return out.flush().context("writing to stdout");
-    }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("{}: cannot create output file", path.display()))?;
-    tmp.write_all(bytes)
-        .with_context(|| format!("{}: write failed", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("{}: cannot write output file", path.display()))?;
-    Ok(())
 }

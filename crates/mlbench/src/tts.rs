@@ -1,7 +1,7 @@
 //! `mlbench tts`: text (argument, file or stdin) → phonemes or characters → speech → 16-bit WAV,
 //! with a Piper voice or an MMS-TTS (transformers `VitsModel`) checkpoint.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
@@ -72,7 +72,7 @@ pub fn run(args: TtsArgs) -> Result<()> {
     let mut wav = std::io::Cursor::new(Vec::new());
     write_wav(&mut wav, &speech.samples, speech.sample_rate).context("encoding the WAV")?;
     let path = output.unwrap_or(Path::new("-"));
-    write_bytes(path, wav.get_ref())?;
+    crate::write::bytes(Some(path), wav.get_ref())?;
     let rtf = elapsed / speech.duration().max(1e-6);
     if args.json {
         let summary = serde_json::json!({
@@ -144,25 +144,4 @@ fn read_text(args: &TtsArgs) -> Result<String> {
         bail!("the text is empty");
     }
     Ok(text)
-}
-
-/// Writes `bytes` to `path` through a temporary file renamed into place, or to stdout for `-`.
-fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
-    if path == Path::new("-") {
-        let mut out = std::io::stdout().lock();
-        out.write_all(bytes).context("writing to stdout")?;
-        return out.flush().context("writing to stdout");
-    }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("{}: cannot create output file", path.display()))?;
-    tmp.write_all(bytes)
-        .with_context(|| format!("{}: write failed", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("{}: cannot write output file", path.display()))?;
-    Ok(())
 }

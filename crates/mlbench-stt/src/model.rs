@@ -59,6 +59,7 @@ use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{LayerNorm, VarBuilder};
 use mlbench_core::kernels::attention::attention_merged;
 use mlbench_core::kernels::conv::{Conv1d, Conv1dParams};
+use mlbench_core::kernels::few_rows::{exact_f16_copy, few_rows_matmul_t, is_cpu_f32, FEW_ROWS};
 
 use crate::{Result, SttError};
 
@@ -275,9 +276,9 @@ impl Module for Linear {
                 let mut out_shape = x.dims().to_vec();
                 *out_shape.last_mut().unwrap() = w.dim(0)?;
                 let x2 = x.reshape((rows, in_dim))?;
-                let y = if rows <= SMALL_M_ROWS && is_cpu_f32(&x2) && is_cpu_f32(w) {
+                let y = if rows <= FEW_ROWS && is_cpu_f32(&x2) && is_cpu_f32(w) {
                     let half = self.half_rows.get_or_init(|| exact_f16_copy(w));
-                    few_rows_product(&x2, w, half.as_deref())?
+                    few_rows_matmul_t(&x2, w, half.as_deref())?
                 } else {
                     x2.matmul(&w.t()?)?
                 };
@@ -744,152 +745,8 @@ impl VocabProjection {
         if !(is_cpu_f32(x) && is_cpu_f32(&self.embeddings)) {
             return x.matmul(&self.embeddings.t()?);
         }
-        few_rows_product(x, &self.embeddings, self.half_rows.as_deref())
+        few_rows_matmul_t(x, &self.embeddings, self.half_rows.as_deref())
     }
-}
-
-/// `w` (f32, CPU) in f16 if every value survives the round trip exactly, else `None`.
-/// Whisper was trained and released in f16, so its f32 checkpoints are usually exact.
-fn exact_f16_copy(w: &Tensor) -> Option<Vec<half::f16>> {
-    let values: Vec<f32> = w.flatten_all().ok()?.to_vec1().ok()?;
-    let half: Vec<half::f16> = values.iter().map(|&v| half::f16::from_f32(v)).collect();
-    half.iter()
-        .zip(&values)
-        .all(|(h, &v)| h.to_f32() == v)
-        .then_some(half)
-}
-
-/// Up to this many rows, `x · wᵀ` runs as dot products over `w`'s rows (decoder steps: one row
-/// per beam). Candle's gemm packs all of `w` on every call, which costs more than the product.
-const SMALL_M_ROWS: usize = 16;
-
-fn is_cpu_f32(t: &Tensor) -> bool {
-    t.device().is_cpu() && t.dtype() == DType::F32
-}
-
-/// `x · wᵀ` for a few rows `x` (m, k) and a row-major `w` (n, k), on the CPU in f32, streaming
-/// `w`'s rows once: from `half` (an exact f16 copy of `w`, half the bytes) when given.
-fn few_rows_product(
-    x: &Tensor,
-    w: &Tensor,
-    half: Option<&[half::f16]>,
-) -> candle_core::Result<Tensor> {
-    let (m, k) = x.dims2()?;
-    let n = w.dim(0)?;
-    let xs: Vec<f32> = x.flatten_all()?.to_vec1()?;
-    let out_t = match half {
-        Some(h) => stream_rows(n, k, &xs, |r, buf| {
-            half::slice::HalfFloatSliceExt::convert_to_f32_slice(&h[r * k..(r + 1) * k], buf)
-        }),
-        None => {
-            let w = w.contiguous()?;
-            let (storage, layout) = w.storage_and_layout();
-            let candle_core::Storage::Cpu(cpu) = &*storage else {
-                candle_core::bail!("few_rows_product needs a CPU tensor")
-            };
-            let all = &cpu.as_slice::<f32>()?[layout.start_offset()..];
-            stream_rows(n, k, &xs, |r, buf| {
-                buf.copy_from_slice(&all[r * k..(r + 1) * k])
-            })
-        }
-    };
-    let mut out = vec![0f32; m * n];
-    for (r, o) in out_t.chunks_exact(m).enumerate() {
-        for (j, &v) in o.iter().enumerate() {
-            out[j * n + r] = v;
-        }
-    }
-    Tensor::from_vec(out, (m, n), x.device())
-}
-
-/// Dot products of every vocabulary row (fetched into a buffer by `row`) with each of the rows
-/// of `xs` (n × d); returns them vocabulary-major (vocab × n).
-fn stream_rows(
-    vocab: usize,
-    d: usize,
-    xs: &[f32],
-    row: impl Fn(usize, &mut [f32]) + Sync,
-) -> Vec<f32> {
-    use rayon::prelude::*;
-    const ROWS: usize = 512;
-    let n = xs.len() / d;
-    let mut out_t = vec![0f32; vocab * n];
-    out_t
-        .par_chunks_mut(ROWS * n)
-        .enumerate()
-        .for_each(|(chunk, out)| {
-            let mut buf = vec![0f32; d];
-            for (i, o) in out.chunks_exact_mut(n).enumerate() {
-                row(chunk * ROWS + i, &mut buf);
-                dots_with_rows(&buf, xs, o);
-            }
-        });
-    out_t
-}
-
-/// `out[j] = row · xs[j]` for every row `j` of `xs` (a few rows of `row.len()` floats).
-///
-/// Each 16-float chunk of `row` is loaded once and multiplied into one 16-lane accumulator per
-/// row of `xs` (two ymm registers each with AVX2), so the rows' FMA chains interleave; the
-/// number of rows is a const generic so the accumulators stay in registers.
-fn dots_with_rows(row: &[f32], xs: &[f32], out: &mut [f32]) {
-    fn kernel<const M: usize>(row: &[f32], xs: &[f32], out: &mut [f32]) {
-        let d = row.len();
-        let mut acc = [[0f32; 16]; M];
-        let full = d - d % 16;
-        for c in (0..full).step_by(16) {
-            let e = &row[c..c + 16];
-            for (j, a) in acc.iter_mut().enumerate() {
-                let x = &xs[j * d + c..j * d + c + 16];
-                for l in 0..16 {
-                    a[l] = e[l].mul_add(x[l], a[l]);
-                }
-            }
-        }
-        for (j, a) in acc.iter().enumerate() {
-            let tail: f32 = (full..d).map(|c| row[c] * xs[j * d + c]).sum();
-            let h: [f32; 8] = std::array::from_fn(|l| a[l] + a[l + 8]);
-            let q = [h[0] + h[4], h[1] + h[5], h[2] + h[6], h[3] + h[7]];
-            out[j] = (q[0] + q[2]) + (q[1] + q[3]) + tail;
-        }
-    }
-    match out.len() {
-        1 => out[0] = dot(row, xs),
-        2 => kernel::<2>(row, xs, out),
-        3 => kernel::<3>(row, xs, out),
-        4 => kernel::<4>(row, xs, out),
-        5 => kernel::<5>(row, xs, out),
-        6 => kernel::<6>(row, xs, out),
-        7 => kernel::<7>(row, xs, out),
-        8 => kernel::<8>(row, xs, out),
-        m => {
-            let d = row.len();
-            for (j, o) in out.iter_mut().enumerate().take(m) {
-                *o = dot(row, &xs[j * d..(j + 1) * d]);
-            }
-        }
-    }
-}
-
-/// A dot product written so that LLVM keeps four independent 8-lane accumulators: with AVX2
-/// FMA that is four ymm registers, enough to hide the FMA latency.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 32];
-    let (ca, cb) = (a.chunks_exact(32), b.chunks_exact(32));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..32 {
-            acc[k] = x[k].mul_add(y[k], acc[k]);
-        }
-    }
-    let h: [f32; 16] = std::array::from_fn(|l| acc[l] + acc[l + 16]);
-    let h: [f32; 8] = std::array::from_fn(|l| h[l] + h[l + 8]);
-    (h[0] + h[4]) + (h[1] + h[5]) + ((h[2] + h[6]) + (h[3] + h[7])) + tail
 }
 
 /// Exact (erf) GELU, as Whisper uses. Candle's CPU `gelu_erf` runs on one thread at ~10 ns per
@@ -986,8 +843,8 @@ mod tests {
             assert!(exact_f16_copy(&w).is_none());
             let half = exact_f16_copy(&w16).expect("f16 values are exact");
             for (a, w) in [
-                (few_rows_product(&x, &w, None), &w),
-                (few_rows_product(&x, &w16, Some(&half)), &w16),
+                (few_rows_matmul_t(&x, &w, None), &w),
+                (few_rows_matmul_t(&x, &w16, Some(&half)), &w16),
             ] {
                 let b = x.matmul(&w.t().unwrap()).unwrap();
                 let max = max_abs_diff(&a.unwrap(), &b);

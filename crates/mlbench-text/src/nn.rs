@@ -3,6 +3,7 @@
 
 use candle_core::Tensor;
 use candle_nn::{LayerNorm, VarBuilder};
+use mlbench_core::kernels::few_rows::{few_rows_matmul_t, is_cpu_f32, FEW_ROWS};
 
 use crate::activation::Activation;
 use crate::ops::bias_act;
@@ -11,7 +12,9 @@ use crate::Result;
 /// `y = x Wᵀ + b` over the last dimension, as one (rows, in) × (in, out) matmul.
 ///
 /// candle_nn's `Linear` broadcasts the weight over the batch for 3-D inputs and runs one small
-/// matmul per sequence; flattening the rows first is one large matmul.
+/// matmul per sequence; flattening the rows first is one large matmul. With a few rows (one
+/// short sentence: the layers run on the real tokens only) on CPU f32 the product streams the
+/// weight once instead ([`few_rows_matmul_t`]), as gemm would pack all of it on every call.
 #[derive(Debug, Clone)]
 pub(crate) struct Linear {
     weight: Tensor,
@@ -32,7 +35,12 @@ impl Linear {
         let dims = x.dims().to_vec();
         let din = *dims.last().unwrap_or(&0);
         let rows = x.elem_count() / din.max(1);
-        let y = x.reshape((rows, din))?.matmul(&self.weight.t()?)?;
+        let x2 = x.reshape((rows, din))?;
+        let y = if rows <= FEW_ROWS && is_cpu_f32(&x2) && is_cpu_f32(&self.weight) {
+            few_rows_matmul_t(&x2, &self.weight, None)?
+        } else {
+            x2.matmul(&self.weight.t()?)?
+        };
         let y = bias_act(y, self.bias.as_ref(), act)?;
         let mut out = dims;
         if let Some(last) = out.last_mut() {

@@ -10,11 +10,14 @@ use image::DynamicImage;
 use mlbench_core::source::{ModelFiles, ModelSource};
 use serde::Serialize;
 
+use crate::clip::{self, Clip};
 use crate::convnext::{self, ConvNext};
+use crate::dinov2::{self, Dinov2};
 use crate::efficientnet::{self, EfficientNet};
 use crate::efficientnet_lite::{Config as LiteConfig, EfficientNetLite};
 use crate::hf::{preprocess_from_json, CommonConfig};
 use crate::image::Preprocess;
+use crate::mobilenetv4::{self, MobileNetV4};
 use crate::resnet::{self, ResNet};
 use crate::vit::{self, Vit};
 use crate::{Error, Result};
@@ -68,6 +71,12 @@ pub enum Model {
     ConvNext(ConvNext),
     /// transformers' EfficientNet (B0–B7).
     EfficientNet(EfficientNet),
+    /// transformers' DINOv2 with a linear head.
+    Dinov2(Dinov2),
+    /// transformers' CLIP vision tower with a linear head.
+    Clip(Clip),
+    /// timm's MobileNetV4 (convolutional variants).
+    MobileNetV4(MobileNetV4),
 }
 
 impl Model {
@@ -79,6 +88,9 @@ impl Model {
             Self::Vit(m) => m.forward(x),
             Self::ConvNext(m) => m.forward(x),
             Self::EfficientNet(m) => m.forward(x),
+            Self::Dinov2(m) => m.forward(x),
+            Self::Clip(m) => m.forward(x),
+            Self::MobileNetV4(m) => m.forward(x),
         }
     }
 
@@ -90,6 +102,9 @@ impl Model {
             Self::Vit(_) => "vit",
             Self::ConvNext(_) => "convnext",
             Self::EfficientNet(_) => "efficientnet",
+            Self::Dinov2(_) => "dinov2",
+            Self::Clip(_) => "clip",
+            Self::MobileNetV4(_) => "mobilenetv4",
         }
     }
 }
@@ -149,6 +164,9 @@ impl ImageClassifier {
         let bad_config =
             |e: serde_json::Error| Error::Model(format!("{}: {e}", config_path.display()));
         let common: CommonConfig = serde_json::from_str(&config_json).map_err(bad_config)?;
+        if common.model_type.is_none() && common.architecture.is_some() {
+            return Self::load_timm(&tensors, &config_json, &config_path, device, dtype);
+        }
         let model_type = common.model_type.clone().unwrap_or_default();
         let model = match model_type.as_str() {
             "resnet" => {
@@ -169,9 +187,17 @@ impl ImageClassifier {
                     serde_json::from_str(&config_json).map_err(bad_config)?;
                 Model::EfficientNet(EfficientNet::load(&tensors, &c, device, dtype)?)
             }
+            "dinov2" => {
+                let c: dinov2::Config = serde_json::from_str(&config_json).map_err(bad_config)?;
+                Model::Dinov2(Dinov2::load(&tensors, &c, device, dtype)?)
+            }
+            "clip" => {
+                let c: clip::Config = serde_json::from_str(&config_json).map_err(bad_config)?;
+                Model::Clip(Clip::load(&tensors, &c, device, dtype)?)
+            }
             other => {
                 return Err(Error::Model(format!(
-                    "{}: model_type {other:?} is not supported (resnet, vit, convnext, efficientnet, or EfficientNet-Lite weights)",
+                    "{}: model_type {other:?} is not supported (resnet, vit, convnext, efficientnet, dinov2, clip, or EfficientNet-Lite weights)",
                     config_path.display()
                 )))
             }
@@ -202,6 +228,42 @@ impl ImageClassifier {
         Ok(Self {
             model,
             preprocess,
+            labels,
+            device: device.clone(),
+        })
+    }
+
+    /// A timm checkpoint: its `config.json` names the `architecture` and holds the labels and
+    /// preprocessing.
+    fn load_timm(
+        tensors: &HashMap<String, Tensor>,
+        config_json: &str,
+        config_path: &Path,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self> {
+        let c: mobilenetv4::Config = serde_json::from_str(config_json)
+            .map_err(|e| Error::Model(format!("{}: {e}", config_path.display())))?;
+        if !c.architecture.starts_with("mobilenetv4") {
+            return Err(Error::Model(format!(
+                "{}: timm architecture {} is not supported (mobilenetv4_conv_*)",
+                config_path.display(),
+                c.architecture
+            )));
+        }
+        let model = MobileNetV4::load(tensors, &c, device, dtype)?;
+        let classes = tensors
+            .get("classifier.bias")
+            .map(|b| b.elem_count())
+            .ok_or_else(|| Error::Model("the checkpoint has no classifier head".into()))?;
+        let labels = if c.label_names.len() == classes {
+            c.label_names.clone()
+        } else {
+            default_labels(classes)
+        };
+        Ok(Self {
+            model: Model::MobileNetV4(model),
+            preprocess: c.preprocess()?,
             labels,
             device: device.clone(),
         })

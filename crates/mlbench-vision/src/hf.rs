@@ -14,6 +14,9 @@ pub struct CommonConfig {
     /// `resnet`, `vit`, `convnext`, …
     #[serde(default)]
     pub model_type: Option<String>,
+    /// timm checkpoints name their model here instead (`mobilenetv4_conv_small`, …).
+    #[serde(default)]
+    pub architecture: Option<String>,
     /// Class names by index (keys are decimal strings).
     #[serde(default)]
     pub id2label: HashMap<String, String>,
@@ -171,6 +174,7 @@ pub fn preprocess_from_json(json: &str) -> Result<Preprocess> {
         resize,
         filter,
         crop,
+        round_crop: false,
         rescale: if c.do_rescale { c.rescale_factor } else { 1.0 },
         mean,
         std,

@@ -88,6 +88,9 @@ pub struct Preprocess {
     pub filter: Filter,
     /// Centre crop to (width, height) after resizing; `None` keeps the resized image.
     pub crop: Option<(u32, u32)>,
+    /// Centre-crop offsets rounded half to even, as torchvision's `CenterCrop` (timm); else
+    /// rounded down, as transformers' image processors.
+    pub round_crop: bool,
     /// Factor applied to the 0..=255 pixel values first (1/255 for most HF processors).
     pub rescale: f32,
     /// Per-channel mean subtracted after rescaling.
@@ -103,6 +106,7 @@ impl Preprocess {
             resize: Resize::ShortSide(image_size * 256 / 224),
             filter: Filter::Bicubic,
             crop: Some((image_size, image_size)),
+            round_crop: false,
             rescale: 1.0,
             mean: [127.0; 3],
             std: [128.0; 3],
@@ -158,7 +162,13 @@ impl Preprocess {
                     resized
                 };
                 let (rw, rh) = resized.dimensions();
-                image::imageops::crop_imm(&resized, (rw - cw) / 2, (rh - ch) / 2, cw, ch).to_image()
+                let offset = |extra: u32| {
+                    let half = extra / 2;
+                    // Python's round(x.5) goes to the even neighbour.
+                    half + u32::from(self.round_crop && extra % 2 == 1 && half % 2 == 1)
+                };
+                image::imageops::crop_imm(&resized, offset(rw - cw), offset(rh - ch), cw, ch)
+                    .to_image()
             }
             _ => resized,
         }
@@ -206,6 +216,7 @@ mod tests {
             resize: Resize::Exact(4, 4),
             filter: Filter::Bilinear,
             crop: None,
+            round_crop: false,
             rescale: 1.0 / 255.0,
             mean: [0.0; 3],
             std: [1.0; 3],

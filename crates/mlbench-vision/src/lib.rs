@@ -3,8 +3,10 @@
 //! - [`image`]: read any PNG/JPEG/GIF/BMP/WebP/TIFF (EXIF orientation applied) and preprocess
 //!   it (resize, centre crop, normalisation) as the model expects.
 //! - [`efficientnet_lite`]: EfficientNet-Lite in the layout of its published PyTorch weights.
-//! - [`resnet`], [`vit`], [`convnext`], [`efficientnet`]: transformers' `*ForImageClassification` checkpoints,
+//! - [`resnet`], [`vit`], [`convnext`], [`efficientnet`], [`dinov2`], [`clip`]: transformers'
+//!   `*ForImageClassification` checkpoints,
 //!   with [`hf`] reading their `config.json` (`id2label`) and `preprocessor_config.json`.
+//! - [`mobilenetv4`]: timm's MobileNetV4 (convolutional variants), with timm's `config.json`.
 //! - [`classify`]: [`ImageClassifier`] loads a checkpoint, batches images and returns the top-k
 //!   labels with softmax scores, like Hugging Face's `image-classification` pipeline.
 //!
@@ -21,12 +23,15 @@
 #![deny(missing_docs)]
 
 pub mod classify;
+pub mod clip;
 pub mod convnext;
+pub mod dinov2;
 pub mod efficientnet;
 pub mod efficientnet_lite;
 mod error;
 pub mod hf;
 pub mod image;
+pub mod mobilenetv4;
 pub mod resnet;
 pub mod vit;
 mod weights;

@@ -17,6 +17,7 @@
 mod classify_image;
 mod classify_text;
 mod peers;
+mod random;
 mod stt;
 pub mod tts;
 

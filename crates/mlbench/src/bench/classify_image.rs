@@ -28,6 +28,7 @@ use mlbench_vision::{resnet, vit, ImageClassifier};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::random::{Init, RandomTensors};
 use super::{open_device, parse_list, peers, Plan};
 use crate::cli::BenchArgs;
 
@@ -425,12 +426,12 @@ fn checkpoint_path(files: &ModelFiles) -> Result<PathBuf, String> {
 /// Every tensor the model reads, with transformers' names, in f32 on the CPU: convolutions and
 /// linears normal with std 1/sqrt(fan-in), zero biases, identity batch and layer norms.
 fn random_tensors(arch: Arch) -> candle_core::Result<std::collections::HashMap<String, Tensor>> {
-    let mut t = RandomTensors::default();
+    let mut t = RandomTensors::new(Init::FanIn);
     match arch {
         Arch::ResNet50 => random_resnet50(&mut t)?,
         Arch::VitB16 => random_vit_b16(&mut t)?,
     }
-    Ok(t.0)
+    Ok(t.into_map())
 }
 
 fn random_resnet50(t: &mut RandomTensors) -> candle_core::Result<()> {
@@ -496,58 +497,6 @@ fn random_vit_b16(t: &mut RandomTensors) -> candle_core::Result<()> {
     }
     t.layer_norm("vit.layernorm", d)?;
     t.linear("classifier", d, 1000)
-}
-
-#[derive(Default)]
-struct RandomTensors(std::collections::HashMap<String, Tensor>);
-
-impl RandomTensors {
-    fn put(&mut self, name: &str, t: Tensor) {
-        self.0.insert(name.to_string(), t);
-    }
-
-    /// Normal with std 1/sqrt(fan-in): all dimensions but the first (a row of a matrix or a
-    /// filter), except for 3-D embeddings (cls token, positions), which get std 0.02.
-    fn normal(&mut self, name: &str, shape: &[usize]) -> candle_core::Result<()> {
-        let std = if shape.len() == 3 {
-            0.02
-        } else {
-            let fan_in: usize = shape[1..].iter().product();
-            1.0 / (fan_in.max(1) as f32).sqrt()
-        };
-        self.put(name, Tensor::randn(0f32, std, shape, &Device::Cpu)?);
-        Ok(())
-    }
-
-    fn fill(&mut self, name: &str, n: usize, value: f64) -> candle_core::Result<()> {
-        let t = (Tensor::ones(n, DType::F32, &Device::Cpu)? * value)?;
-        self.put(name, t);
-        Ok(())
-    }
-
-    fn zeros(&mut self, name: &str, n: usize) -> candle_core::Result<()> {
-        self.fill(name, n, 0.0)
-    }
-
-    /// A bias-free convolution and its batch norm (identity statistics).
-    fn conv_bn(&mut self, conv: &str, bn: &str, shape: &[usize]) -> candle_core::Result<()> {
-        self.normal(&format!("{conv}.weight"), shape)?;
-        let c = shape[0];
-        self.fill(&format!("{bn}.weight"), c, 1.0)?;
-        self.zeros(&format!("{bn}.bias"), c)?;
-        self.zeros(&format!("{bn}.running_mean"), c)?;
-        self.fill(&format!("{bn}.running_var"), c, 1.0)
-    }
-
-    fn linear(&mut self, name: &str, in_dim: usize, out_dim: usize) -> candle_core::Result<()> {
-        self.normal(&format!("{name}.weight"), &[out_dim, in_dim])?;
-        self.zeros(&format!("{name}.bias"), out_dim)
-    }
-
-    fn layer_norm(&mut self, name: &str, d: usize) -> candle_core::Result<()> {
-        self.fill(&format!("{name}.weight"), d, 1.0)?;
-        self.zeros(&format!("{name}.bias"), d)
-    }
 }
 
 #[cfg(test)]

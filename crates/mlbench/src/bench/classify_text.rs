@@ -43,6 +43,7 @@ use mlbench_text::{ClassifyParams, EmbedParams, SentenceEmbedder, TextClassifier
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::random::{Init, RandomTensors};
 use super::{open_device, parse_list, peers, Plan};
 use crate::cli::BenchArgs;
 
@@ -663,10 +664,10 @@ fn random_tensors(arch: Arch) -> candle_core::Result<HashMap<String, Tensor>> {
         Kind::Embedder => "",
         Kind::Classifier => "bert.",
     };
-    let mut t = Tensors::default();
+    let mut t = RandomTensors::new(Init::Std(0.02));
     let e = format!("{prefix}embeddings");
     for (name, rows) in [("word", VOCAB), ("position", 512), ("token_type", 2)] {
-        t.normal(format!("{e}.{name}_embeddings.weight"), &[rows, d])?;
+        t.normal(&format!("{e}.{name}_embeddings.weight"), &[rows, d])?;
     }
     t.layer_norm(&format!("{e}.LayerNorm"), d)?;
     for i in 0..layers {
@@ -684,34 +685,7 @@ fn random_tensors(arch: Arch) -> candle_core::Result<HashMap<String, Tensor>> {
     if arch.kind() == Kind::Classifier {
         t.linear("classifier", d, 2)?;
     }
-    Ok(t.0)
-}
-
-#[derive(Default)]
-struct Tensors(HashMap<String, Tensor>);
-
-impl Tensors {
-    fn normal(&mut self, name: String, shape: &[usize]) -> candle_core::Result<()> {
-        let v = Tensor::randn(0f32, 0.02, shape, &Device::Cpu)?;
-        self.0.insert(name, v);
-        Ok(())
-    }
-
-    fn fill(&mut self, name: String, n: usize, value: f64) -> candle_core::Result<()> {
-        let v = (Tensor::ones(n, DType::F32, &Device::Cpu)? * value)?;
-        self.0.insert(name, v);
-        Ok(())
-    }
-
-    fn linear(&mut self, name: &str, in_dim: usize, out_dim: usize) -> candle_core::Result<()> {
-        self.normal(format!("{name}.weight"), &[out_dim, in_dim])?;
-        self.fill(format!("{name}.bias"), out_dim, 0.0)
-    }
-
-    fn layer_norm(&mut self, name: &str, d: usize) -> candle_core::Result<()> {
-        self.fill(format!("{name}.weight"), d, 1.0)?;
-        self.fill(format!("{name}.bias"), d, 0.0)
-    }
+    Ok(t.into_map())
 }
 
 #[cfg(test)]

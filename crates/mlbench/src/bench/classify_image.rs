@@ -324,18 +324,21 @@ fn input(batch: usize, size: usize, device: &Device) -> candle_core::Result<Tens
     Tensor::from_vec(values, (batch, 3, size, size), device)
 }
 
-/// What `torch_classify_image.py` prints.
-#[derive(Debug, Deserialize)]
-struct TorchOutput {
-    implementation: String,
-    warmup: usize,
-    results: Vec<TorchBatch>,
-}
-
+/// One batch size of what `torch_classify_image.py` prints.
 #[derive(Debug, Deserialize)]
 struct TorchBatch {
     batch_size: usize,
     times_s: Vec<f64>,
+}
+
+impl peers::BatchTimes for TorchBatch {
+    fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    fn times_s(&self) -> &[f64] {
+        &self.times_s
+    }
 }
 
 /// PyTorch (transformers, or efficientnet-lite-pytorch for EfficientNet-Lite weights) on the
@@ -348,38 +351,20 @@ fn torch_peer(
     progress: &Progress,
 ) -> Vec<Record> {
     let peer = peers::TORCH_VISION;
-    let key = |b: usize| peer.key(&model.key("cpu", "f32", b));
-    let out = match run_torch(args, model, batches, progress) {
-        Ok(out) => out,
-        Err(reason) => {
-            return batches
-                .iter()
-                .map(|&b| peer.skipped(key(b), reason.clone()))
-                .collect()
-        }
-    };
-    batches
-        .iter()
-        .map(|&b| {
-            let Some(result) = out.results.iter().find(|r| r.batch_size == b) else {
-                return peer.skipped(key(b), "the peer gave no time for this batch size");
-            };
-            let mut record = peer.timed(
-                key(b),
-                out.implementation.clone(),
-                out.warmup,
-                &result.times_s,
-                mlbench_rows,
-            );
+    peer.batch_rows(
+        run_torch(args, model, batches, progress),
+        batches,
+        |b| peer.key(&model.key("cpu", "f32", b)),
+        mlbench_rows,
+        |record, b, _| {
             if let Some(run_s) = record.median_s() {
                 record.figures = Figures::Throughput(ThroughputFigures::batch(b, "images", run_s));
             }
             if matches!(model, Choice::Random(_)) {
                 record.notes.push("random weights".into());
             }
-            record
-        })
-        .collect()
+        },
+    )
 }
 
 fn run_torch(
@@ -387,7 +372,7 @@ fn run_torch(
     model: &Choice,
     batches: &[usize],
     progress: &Progress,
-) -> Result<TorchOutput, String> {
+) -> Result<peers::BatchOutput<TorchBatch>, String> {
     let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
     let mut peer_args: Vec<OsString> = match model {
         Choice::Random(arch) => vec![

@@ -494,19 +494,22 @@ impl Model {
     }
 }
 
-/// What `torch_classify_text.py` prints.
-#[derive(Debug, Deserialize)]
-struct TorchOutput {
-    implementation: String,
-    warmup: usize,
-    results: Vec<TorchBatch>,
-}
-
+/// One batch size of what `torch_classify_text.py` prints.
 #[derive(Debug, Deserialize)]
 struct TorchBatch {
     batch_size: usize,
     tokens_per_text: f64,
     times_s: Vec<f64>,
+}
+
+impl peers::BatchTimes for TorchBatch {
+    fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    fn times_s(&self) -> &[f64] {
+        &self.times_s
+    }
 }
 
 /// sentence-transformers or transformers on the same folder, one row per batch size.
@@ -518,39 +521,21 @@ fn torch_peer(
     progress: &Progress,
 ) -> Vec<Record> {
     let peer = peer_of(model.kind);
-    let key = |b: usize| peer.key(&model.key("cpu", "f32", b));
-    let out = match run_torch(args, model, batches, progress) {
-        Ok(out) => out,
-        Err(reason) => {
-            return batches
-                .iter()
-                .map(|&b| peer.skipped(key(b), reason.clone()))
-                .collect()
-        }
-    };
-    batches
-        .iter()
-        .map(|&b| {
-            let Some(result) = out.results.iter().find(|r| r.batch_size == b) else {
-                return peer.skipped(key(b), "the peer gave no time for this batch size");
-            };
-            let mut record = peer.timed(
-                key(b),
-                out.implementation.clone(),
-                out.warmup,
-                &result.times_s,
-                mlbench_rows,
-            );
-            model.finish(&mut record, b);
+    peer.batch_rows(
+        run_torch(args, model, batches, progress),
+        batches,
+        |b| peer.key(&model.key("cpu", "f32", b)),
+        mlbench_rows,
+        |record, b, result| {
+            model.finish(record, b);
             if (result.tokens_per_text - model.tokens[&b]).abs() > 0.05 {
                 record.notes.push(format!(
                     "the peer's tokenizer gives {:.1} tokens/text",
                     result.tokens_per_text
                 ));
             }
-            record
-        })
-        .collect()
+        },
+    )
 }
 
 /// The peer of a model kind (its name is the model column's suffix).
@@ -571,7 +556,7 @@ fn run_torch(
     model: &Model,
     batches: &[usize],
     progress: &Progress,
-) -> Result<TorchOutput, String> {
+) -> Result<peers::BatchOutput<TorchBatch>, String> {
     let list = batches
         .iter()
         .map(usize::to_string)

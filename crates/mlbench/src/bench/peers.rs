@@ -21,6 +21,7 @@ use mlbench_bench::record::{Record, RowKey, Status};
 use mlbench_bench::stats::Stats;
 use mlbench_core::progress::{Progress, Unit};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 /// Where a peer's Python comes from.
 #[derive(Debug, Clone, Copy)]
@@ -176,6 +177,62 @@ impl Peer {
                 .push("no mlbench cpu f32 row of this config to compare with".into()),
         }
         record
+    }
+}
+
+/// What a batch-size peer script prints (`torch_classify_image.py`, `torch_classify_text.py`):
+/// its implementation, its untimed warm-up runs and one entry per batch size.
+#[derive(Debug, Deserialize)]
+pub struct BatchOutput<T> {
+    pub implementation: String,
+    pub warmup: usize,
+    pub results: Vec<T>,
+}
+
+/// One batch size's times in a [`BatchOutput`].
+pub trait BatchTimes {
+    fn batch_size(&self) -> usize;
+    fn times_s(&self) -> &[f64];
+}
+
+impl Peer {
+    /// One row per batch size from a peer's [`BatchOutput`] (or the reason it did not run),
+    /// each compared with mlbench's row of that batch size; `finish` adds the task's figures
+    /// and notes to each timed row.
+    pub fn batch_rows<T: BatchTimes>(
+        &self,
+        output: Result<BatchOutput<T>, String>,
+        batches: &[usize],
+        key: impl Fn(usize) -> RowKey,
+        mlbench_rows: &[Record],
+        finish: impl Fn(&mut Record, usize, &T),
+    ) -> Vec<Record> {
+        let out = match output {
+            Ok(out) => out,
+            Err(reason) => {
+                return batches
+                    .iter()
+                    .map(|&b| self.skipped(key(b), reason.clone()))
+                    .collect()
+            }
+        };
+        batches
+            .iter()
+            .map(|&b| {
+                let Some(result) = out.results.iter().find(|r| r.batch_size() == b) else {
+                    return self.skipped(key(b), "the peer gave no time for this batch size");
+                };
+                let mut record = self.timed(
+                    key(b),
+                    out.implementation.clone(),
+                    out.warmup,
+                    result.times_s(),
+                    mlbench_rows,
+                );
+                finish(&mut record, b, result);
+                record
+            })
+            .collect()
     }
 }
 

@@ -427,8 +427,8 @@ fn bench_stt_random_tiny_writes_a_json_report() {
     }
 }
 
-/// Devices this build cannot open and categories not built yet are skipped rows with the
-/// reason, not errors; --compare matches rows with a saved report.
+/// Devices this build cannot open are skipped rows with the reason, not errors; --compare
+/// matches rows with a saved report.
 #[test]
 fn bench_skips_unavailable_devices_and_compares_reports() {
     let dir = tempfile::tempdir().unwrap();
@@ -436,14 +436,19 @@ fn bench_skips_unavailable_devices_and_compares_reports() {
     ok(&mlbench(&[
         "bench",
         "diffuse",
+        "--model",
+        "random:tiny",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
         "--json",
         old.to_str().unwrap(),
     ]));
     let old_report: Value = serde_json::from_str(&std::fs::read_to_string(&old).unwrap()).unwrap();
     let text = &old_report["records"][0];
     assert_eq!(text["task"], "diffuse");
-    assert_eq!(text["status"]["state"], "skipped");
-    assert_eq!(text["status"]["reason"], "not built yet");
+    assert_eq!(text["status"]["state"], "ok", "{text}");
 
     let new = dir.path().join("new.json");
     let out = mlbench(&[
@@ -1182,4 +1187,46 @@ fn bench_classify_text_random_minilm_runs() {
         "random:bert-large",
     ]));
     assert!(err.contains("random:minilm or random:bert-base"), "{err}");
+}
+
+/// `bench diffuse` on a tiny random UNet and VAE: one measured row each, with random weights.
+#[test]
+fn bench_diffuse_runs_tiny_unet_and_vae() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("diffuse.json");
+    let table = ok(&mlbench(&[
+        "bench",
+        "diffuse",
+        "--model",
+        "random:tiny",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+        json.to_str().unwrap(),
+    ]));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = report["records"].as_array().unwrap();
+    let configs: Vec<&str> = rows.iter().map(|r| r["config"].as_str().unwrap()).collect();
+    assert_eq!(
+        configs,
+        [
+            "UNet step, CFG, 64×64 (2×4×8×8)",
+            "VAE decode 64×64 (1×4×8×8)"
+        ],
+        "{table}"
+    );
+    for r in rows {
+        assert_eq!(r["task"], "diffuse");
+        assert_eq!(r["status"]["state"], "ok", "{r}");
+        assert_eq!(r["model"], "tiny (random weights)");
+        assert!(r["run_s"]["median"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["load_s"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    assert!(table.contains("UNet step, CFG"), "{table}");
+    assert!(table.contains("VAE decode"), "{table}");
+
+    let err = fails(&mlbench(&["bench", "diffuse", "--model", "random:sdxl"]));
+    assert!(err.contains("random:sd15 or random:tiny"), "{err}");
 }

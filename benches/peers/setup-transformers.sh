@@ -8,7 +8,7 @@ set -euo pipefail
 venv="${MLBENCH_TORCH_VENV:-$HOME/.cache/mlbench/torch-venv}"
 req="$(dirname "$0")/requirements-transformers.txt"
 if [ ! -x "$venv/bin/python" ] ||
-    ! "$venv/bin/python" -c "import torch, transformers, safetensors, efficientnet_lite_pytorch, sentence_transformers" 2>/dev/null; then
+    ! "$venv/bin/python" -c "import torch, transformers, safetensors, efficientnet_lite_pytorch, sentence_transformers, diffusers" 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q -r "$req" >&2
 fi

@@ -16,6 +16,7 @@
 
 mod classify_image;
 mod classify_text;
+mod diffuse;
 mod peers;
 mod random;
 mod stt;
@@ -43,7 +44,7 @@ type TaskBench = fn(&BenchArgs, &Plan, &Progress) -> Result<Vec<Record>>;
 const TASKS: [(&str, Option<TaskBench>); 5] = [
     ("stt", Some(stt::bench)),
     ("tts", Some(tts::bench)),
-    ("diffuse", None),
+    ("diffuse", Some(diffuse::bench)),
     ("classify-image", Some(classify_image::bench)),
     ("classify-text", Some(classify_text::bench)),
 ];
@@ -54,7 +55,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let plan = Plan::from_args(&args)?;
     if args.task == "all" && args.model.is_some() {
         bail!(
-            "--model names the model of one task: use it with stt, tts, classify-image or classify-text, not all"
+            "--model names the model of one task: use it with stt, tts, diffuse, classify-image or classify-text, not all"
         );
     }
     let progress = crate::progress::bars(false);

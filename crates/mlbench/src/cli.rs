@@ -276,8 +276,8 @@ pub struct BenchArgs {
     pub dtype: Option<String>,
     /// Model of the one task named [default: the real architecture with random weights, no
     /// download]. stt: random:tiny|base|small, or a catalog id, hub repo or local folder/file as
-    /// for `mlbench stt`. tts: random:medium, or a Piper VOICE.onnx (or its folder).
-    /// classify-image: random:resnet-50 or random:vit-b-16 (default: both), or a checkpoint as
+    /// for `mlbench stt`. tts: random:medium, or a Piper VOICE.onnx (or its folder). diffuse:
+    /// random:sd15 (default: SD 1.5 UNet and VAE at 512×512) or random:tiny. classify-image: random:resnet-50 or random:vit-b-16 (default: both), or a checkpoint as
     /// for `mlbench classify-image`. classify-text: random:minilm or random:bert-base (default:
     /// both), or a sentence-transformers folder (modules.json) or text-classification checkpoint.
     #[arg(long, short)]

@@ -102,6 +102,13 @@ pub const TORCH_VISION: Peer = Peer {
     venv: Venv::Torch,
 };
 
+/// diffusers (PyTorch) for `diffuse`: `UNet2DConditionModel` and `AutoencoderKL`.
+pub const DIFFUSERS: Peer = Peer {
+    name: "diffusers",
+    script: "diffusers_unet.py",
+    venv: Venv::Torch,
+};
+
 impl Peer {
     /// Runs the script with `args` (a spinner named after the peer meanwhile) and reads the
     /// JSON it prints, or says in one line why not.

@@ -316,6 +316,20 @@ impl MappedBackend {
     }
 }
 
+/// `t`, or candle's shape-mismatch error naming the tensor: the check every `SimpleBackend::get`
+/// makes before handing a tensor to a layer.
+pub(crate) fn expect_shape(t: Tensor, expected: Shape, name: &str) -> candle_core::Result<Tensor> {
+    if t.shape() != &expected {
+        Err(candle_core::Error::UnexpectedShape {
+            msg: format!("shape mismatch for {name}"),
+            expected,
+            got: t.shape().clone(),
+        }
+        .bt())?
+    }
+    Ok(t)
+}
+
 impl SimpleBackend for MappedBackend {
     fn get(
         &self,
@@ -325,16 +339,7 @@ impl SimpleBackend for MappedBackend {
         dtype: DType,
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
-        let t = self.get_unchecked(name, dtype, dev)?;
-        if t.shape() != &s {
-            Err(candle_core::Error::UnexpectedShape {
-                msg: format!("shape mismatch for {name}"),
-                expected: s,
-                got: t.shape().clone(),
-            }
-            .bt())?
-        }
-        Ok(t)
+        expect_shape(self.get_unchecked(name, dtype, dev)?, s, name)
     }
 
     fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {

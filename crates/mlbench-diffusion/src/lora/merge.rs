@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 
+use crate::single_file::expect_shape;
+
 /// One LoRA pair scaled for a base tensor.
 #[derive(Debug, Clone)]
 pub(crate) struct Delta {
@@ -66,16 +68,7 @@ impl SimpleBackend for PatchedBackend {
         dtype: DType,
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
-        let t = self.get_unchecked(name, dtype, dev)?;
-        if t.shape() != &s {
-            Err(candle_core::Error::UnexpectedShape {
-                msg: format!("shape mismatch for {name}"),
-                expected: s,
-                got: t.shape().clone(),
-            }
-            .bt())?
-        }
-        Ok(t)
+        expect_shape(self.get_unchecked(name, dtype, dev)?, s, name)
     }
 
     fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
